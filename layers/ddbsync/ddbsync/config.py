@@ -1,0 +1,143 @@
+"""Settings: one frozen object built from the environment.
+
+A missing or bad value raises one :class:`ConfigError` naming every problem, so
+a misconfigured function fails at cold start with the whole list (the stream
+waits; nothing is skipped). Endpoints and regions have no defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ddbsync.errors import ConfigError
+
+__all__ = ["DEFAULT_INDEX_TEMPLATE", "Settings"]
+
+DEFAULT_INDEX_TEMPLATE = Path(__file__).parent / "templates" / "index.json"
+
+_SERVICES = ("es", "aoss", "none")
+_TTL_MODES = ("delete", "keep")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the indexer needs, validated.
+
+    Environment variables (see README, "Configuration"):
+    ``OPENSEARCH_ENDPOINT``, ``OPENSEARCH_SERVICE`` (es|aoss|none), ``AWS_REGION``
+    (required for es/aoss), ``INDEX_ALIAS``, ``PARTITION_KEY``, ``SORT_KEY``,
+    ``RECORD_DLQ_URL``, ``TTL_REMOVES`` (delete|keep), ``BULK_MAX_BYTES``,
+    ``BULK_MAX_ACTIONS``, ``TIMEOUT_MARGIN_MS``, ``RETRY_BASE_MS``,
+    ``RETRY_MAX_MS``, ``INDEX_TEMPLATE``, ``MANAGE_INDEX`` (true|false).
+    """
+
+    endpoint: str
+    service: str
+    region: str | None
+    index_alias: str
+    partition_key: str
+    sort_key: str | None
+    record_dlq_url: str
+    ttl_removes: str = "delete"
+    bulk_max_bytes: int = 5 * 1024 * 1024
+    bulk_max_actions: int = 1000
+    timeout_margin_ms: int = 10_000
+    retry_base_ms: int = 100
+    retry_max_ms: int = 20_000
+    index_template: Path = DEFAULT_INDEX_TEMPLATE
+    manage_index: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default ``os.environ``); raise ConfigError listing all problems."""
+        env = os.environ if env is None else env
+        problems: list[str] = []
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                problems.append(f"{name} is required")
+            return value
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name} must be a whole number, got {raw!r}")
+                return default
+            if not low <= value <= high:
+                problems.append(f"{name} must be between {low} and {high}, got {value}")
+            return value
+
+        def choice(name: str, options: tuple[str, ...], default: str | None) -> str:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                if default is None:
+                    problems.append(f"{name} is required (one of {', '.join(options)})")
+                    return ""
+                return default
+            if raw not in options:
+                problems.append(f"{name} must be one of {', '.join(options)}, got {raw!r}")
+            return raw
+
+        endpoint = required("OPENSEARCH_ENDPOINT").rstrip("/")
+        if endpoint:
+            parsed = urlparse(endpoint)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                problems.append(
+                    f"OPENSEARCH_ENDPOINT must be an http(s) URL such as "
+                    f"https://search-x.eu-west-1.es.amazonaws.com, got {endpoint!r}"
+                )
+        service = choice("OPENSEARCH_SERVICE", _SERVICES, None)
+        region = env.get("AWS_REGION", "").strip() or None
+        if service in ("es", "aoss") and region is None:
+            problems.append(f"AWS_REGION is required to sign requests for OPENSEARCH_SERVICE={service}")
+        if service in ("es", "aoss") and endpoint.startswith("http://"):
+            problems.append("OPENSEARCH_ENDPOINT must use https with SigV4 signing")
+        alias = required("INDEX_ALIAS")
+        if alias and (alias != alias.lower() or alias.startswith(("_", "-", "+")) or any(
+            c in alias for c in ' "*\\<|,>/?#:'
+        )):
+            problems.append(f"INDEX_ALIAS {alias!r} is not a valid OpenSearch index name")
+        partition_key = required("PARTITION_KEY")
+        sort_key = env.get("SORT_KEY", "").strip() or None
+        dlq = required("RECORD_DLQ_URL")
+        ttl = choice("TTL_REMOVES", _TTL_MODES, "delete")
+        max_bytes = integer("BULK_MAX_BYTES", 5 * 1024 * 1024, 64 * 1024, 100 * 1024 * 1024)
+        max_actions = integer("BULK_MAX_ACTIONS", 1000, 1, 10_000)
+        margin = integer("TIMEOUT_MARGIN_MS", 10_000, 0, 600_000)
+        base = integer("RETRY_BASE_MS", 100, 1, 60_000)
+        cap = integer("RETRY_MAX_MS", 20_000, 1, 600_000)
+        if base > cap:
+            problems.append(f"RETRY_BASE_MS ({base}) must not exceed RETRY_MAX_MS ({cap})")
+        template = Path(env.get("INDEX_TEMPLATE", "").strip() or DEFAULT_INDEX_TEMPLATE)
+        if not template.is_file():
+            problems.append(f"INDEX_TEMPLATE {str(template)!r} is not a readable file")
+        manage = choice("MANAGE_INDEX", ("true", "false"), "true") == "true"
+
+        if problems:
+            raise ConfigError(problems)
+        return cls(
+            endpoint=endpoint,
+            service=service,
+            region=region,
+            index_alias=alias,
+            partition_key=partition_key,
+            sort_key=sort_key,
+            record_dlq_url=dlq,
+            ttl_removes=ttl,
+            bulk_max_bytes=max_bytes,
+            bulk_max_actions=max_actions,
+            timeout_margin_ms=margin,
+            retry_base_ms=base,
+            retry_max_ms=cap,
+            index_template=template,
+            manage_index=manage,
+        )

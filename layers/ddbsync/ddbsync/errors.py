@@ -1,0 +1,83 @@
+"""The ddbsync error hierarchy.
+
+::
+
+    DdbsyncError
+    ├── ConfigError              bad or missing settings (every problem in one message)
+    ├── DecodeError              a DynamoDB-JSON value that cannot be decoded
+    │   └── UnknownTypeTagError  a type tag outside S N B BOOL NULL M L SS NS BS
+    ├── RecordError              a stream record that cannot be mapped to an action
+    ├── IndexAdminError          the index or alias cannot be created or updated
+    └── DeadLetterError          the record DLQ refused or could not be reached
+
+Errors carry context as attributes; code never branches on message text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DdbsyncError",
+    "DeadLetterError",
+    "DecodeError",
+    "IndexAdminError",
+    "RecordError",
+    "UnknownTypeTagError",
+]
+
+
+class DdbsyncError(Exception):
+    """Root of every error ddbsync raises on purpose."""
+
+
+class ConfigError(DdbsyncError):
+    """The settings are unusable; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid ddbsync configuration:\n  - " + "\n  - ".join(self.problems))
+
+
+class DecodeError(DdbsyncError):
+    """A DynamoDB-JSON value cannot be decoded. ``path`` locates it in the item."""
+
+    def __init__(self, reason: str, path: str = "") -> None:
+        self.reason = reason
+        self.path = path
+        super().__init__(f"{reason} at {path}" if path else reason)
+
+
+class UnknownTypeTagError(DecodeError):
+    """A value carries a type tag DynamoDB does not define."""
+
+    def __init__(self, tag: str, path: str = "") -> None:
+        self.tag = tag
+        super().__init__(f"unknown DynamoDB type tag {tag!r}", path)
+
+
+class RecordError(DdbsyncError):
+    """A stream record cannot be turned into an OpenSearch action."""
+
+    def __init__(self, reason: str, sequence_number: str | None = None) -> None:
+        self.reason = reason
+        self.sequence_number = sequence_number
+        where = f" (record {sequence_number})" if sequence_number else ""
+        super().__init__(f"{reason}{where}")
+
+
+class IndexAdminError(DdbsyncError):
+    """Creating or updating the index, its mapping or its alias failed."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(f"{reason} (HTTP {status})" if status else reason)
+
+
+class DeadLetterError(DdbsyncError):
+    """Sending poison records to the record DLQ failed; they stay unhandled."""
+
+    def __init__(self, reason: str, failed_ids: list[str] | None = None) -> None:
+        self.reason = reason
+        self.failed_ids = list(failed_ids or [])
+        super().__init__(reason)
