@@ -1,0 +1,20 @@
+"""The one place that builds boto3 clients (boto3 honours AWS_ENDPOINT_URL for moto)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["sqs_client"]
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
+
+
+def sqs_client(region: str | None = None) -> SQSClient:
+    """An SQS client with bounded retries and timeouts."""
+    return boto3.client("sqs", region_name=region, config=_CONFIG)

@@ -1,0 +1,232 @@
+"""Send document writes with ``_bulk``: chunk, send, classify, retry, resolve conflicts.
+
+A pipeline of small steps (expand each write to its NDJSON lines, chunk by count
+*and* bytes, send, classify each item). Only the failed items are retried, with
+exponential backoff and full jitter, never past the deadline. Every write ends
+with exactly one :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ddbsync.decode import dumps
+from ddbsync.mapping import Change
+from ddbsync.transport import BulkItemResult, Transport, TransportError
+
+__all__ = [
+    "Deadline",
+    "Outcome",
+    "SendReport",
+    "Write",
+    "WriteResult",
+    "classify_status",
+    "send_writes",
+]
+
+# Statuses that say the *document* is bad: retrying cannot help, so it goes to the DLQ.
+_POISON_STATUSES = frozenset({400, 413, 422})
+
+
+class Outcome(enum.Enum):
+    APPLIED = "applied"  # written (index or tombstone)
+    STALE = "stale"  # OpenSearch already holds a newer or equal change: counted, not failed
+    POISON = "poison"  # rejected for good (mapping conflict, bad or oversized document)
+    UNSENT = "unsent"  # still retryable when we stopped: reported as a batch item failure
+
+
+def classify_status(status: int) -> Outcome | None:
+    """Outcome for a final item status; None means retry (429, 5xx, auth, missing index...)."""
+    if status in (200, 201):
+        return Outcome.APPLIED
+    if status in _POISON_STATUSES:
+        return Outcome.POISON
+    return None
+
+
+class Deadline:
+    """The invocation's time budget, keeping a safety margin before the Lambda timeout."""
+
+    def __init__(self, remaining_ms: Callable[[], int], margin_ms: int) -> None:
+        self._remaining_ms = remaining_ms
+        self.margin_ms = margin_ms
+
+    def left_s(self) -> float:
+        return max(0.0, (self._remaining_ms() - self.margin_ms) / 1000)
+
+    def expired(self) -> bool:
+        return self.left_s() <= 0
+
+    def request_timeout_s(self, cap_s: float = 30.0) -> float:
+        return max(0.5, min(cap_s, self.left_s()))
+
+
+@dataclass(slots=True)
+class Write:
+    """One change to one target alias, with its serialized source."""
+
+    target: str
+    change: Change
+    source: str
+    result: WriteResult | None = None
+
+    def action(self) -> dict[str, object]:
+        return {
+            "index": {
+                "_index": self.target,
+                "_id": self.change.doc_id,
+                "version": self.change.version,
+                "version_type": "external",
+            }
+        }
+
+    def lines(self) -> bytes:
+        return (json.dumps(self.action()) + "\n" + self.source + "\n").encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    outcome: Outcome
+    status: int | None = None
+    error_type: str | None = None
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class SendReport:
+    writes: list[Write]
+    retries: int = 0
+    requests: int = 0
+    stopped_early: bool = False
+    counts: dict[Outcome, int] = field(default_factory=dict)
+
+
+def make_writes(changes: Sequence[Change], targets: Sequence[str]) -> list[Write]:
+    """Expand changes to one write per target alias (the source is serialized once)."""
+    writes: list[Write] = []
+    for change in changes:
+        if change.op == "skip":
+            continue
+        source = dumps(change.body)
+        writes.extend(Write(target, change, source) for target in targets)
+    return writes
+
+
+def chunks(
+    items: Sequence[Write], max_bytes: int, max_actions: int
+) -> Iterator[tuple[list[Write], bytes]]:
+    """Split writes into bulk bodies of at most ``max_actions`` items and ``max_bytes`` bytes.
+
+    A single write larger than ``max_bytes`` travels alone (OpenSearch decides).
+    """
+    batch: list[Write] = []
+    parts: list[bytes] = []
+    size = 0
+    for write in items:
+        data = write.lines()
+        if batch and (len(batch) >= max_actions or size + len(data) > max_bytes):
+            yield batch, b"".join(parts)
+            batch, parts, size = [], [], 0
+        batch.append(write)
+        parts.append(data)
+        size += len(data)
+    if batch:
+        yield batch, b"".join(parts)
+
+
+def _backoff_s(attempt: int, base_ms: int, cap_ms: int, rng: Callable[[], float]) -> float:
+    # "Full jitter": uniform in [0, min(cap, base * 2^attempt)].
+    return float(rng() * min(cap_ms, base_ms * (2**attempt)) / 1000)
+
+
+Resolver = Callable[[list[Write], Transport, Deadline], list[Write]]
+
+
+def send_writes(
+    writes: list[Write],
+    transport: Transport,
+    deadline: Deadline,
+    *,
+    max_bytes: int,
+    max_actions: int,
+    retry_base_ms: int,
+    retry_max_ms: int,
+    resolve_conflicts: Resolver,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: Callable[[], float] = random.random,
+) -> SendReport:
+    """Send every write; each ends with a result. Never raises for OpenSearch failures.
+
+    ``resolve_conflicts`` receives the writes answered 409, sets their result
+    (stale or applied) and returns those that should be retried.
+    """
+    report = SendReport(writes)
+    pending = list(writes)
+    attempt = 0
+    while pending:
+        retry: list[Write] = []
+        conflicts: list[Write] = []
+        for chunk, body in chunks(pending, max_bytes, max_actions):
+            if deadline.expired():
+                retry.extend(chunk)
+                continue
+            report.requests += 1
+            try:
+                results = transport.bulk(body, deadline.request_timeout_s())
+            except TransportError as e:
+                if len(chunk) == 1 and e.status is not None and e.status in _POISON_STATUSES:
+                    reason = f"OpenSearch rejected the request: {e.reason}"
+                    chunk[0].result = WriteResult(Outcome.POISON, e.status, "request_rejected", reason)
+                else:
+                    for write in chunk:
+                        write.result = WriteResult(Outcome.UNSENT, e.status, "request_failed", e.reason)
+                    retry.extend(chunk)
+                continue
+            _apply_results(chunk, results, retry, conflicts)
+        if conflicts and not deadline.expired():
+            retry.extend(resolve_conflicts(conflicts, transport, deadline))
+        elif conflicts:
+            retry.extend(conflicts)
+        if not retry:
+            break
+        delay = _backoff_s(attempt, retry_base_ms, retry_max_ms, rng)
+        if deadline.left_s() <= delay:
+            report.stopped_early = True
+            break
+        attempt += 1
+        report.retries += 1
+        sleep(delay)
+        pending = retry
+    for write in writes:
+        if write.result is None or write.result.outcome is Outcome.UNSENT:
+            if write.result is None:
+                write.result = WriteResult(Outcome.UNSENT, None, "timeout", "stopped before the deadline")
+            report.stopped_early = report.stopped_early or deadline.expired()
+        outcome = write.result.outcome
+        report.counts[outcome] = report.counts.get(outcome, 0) + 1
+    return report
+
+
+def _apply_results(
+    chunk: list[Write], results: list[BulkItemResult], retry: list[Write], conflicts: list[Write]
+) -> None:
+    if len(results) != len(chunk):
+        for write in chunk:
+            write.result = WriteResult(Outcome.UNSENT, None, "bad_response", "bulk item count mismatch")
+        retry.extend(chunk)
+        return
+    for write, item in zip(chunk, results, strict=True):
+        if item.status == 409:
+            conflicts.append(write)
+            continue
+        outcome = classify_status(item.status)
+        if outcome is None:
+            write.result = WriteResult(Outcome.UNSENT, item.status, item.error_type, item.reason)
+            retry.append(write)
+        else:
+            write.result = WriteResult(outcome, item.status, item.error_type, item.reason)

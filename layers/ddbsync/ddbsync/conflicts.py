@@ -1,0 +1,106 @@
+"""Resolve 409 answers exactly, using the full sequence number kept in each document.
+
+A 409 under external versioning means the stored version is higher or equal.
+When the stored document is from a later second it is simply newer (stale
+write, counted). When it is from the *same* second the 64-bit version cannot
+tell the order, so we read the stored ``_ddbsync.seq`` and compare the full
+sequence numbers. If ours is newer we rewrite with ``if_seq_no`` and
+``if_primary_term``: the write lands only if nobody wrote in between (otherwise
+we look again), and OpenSearch bumps the version by one, still in that second.
+See docs/versioning.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from ddbsync.bulk import Deadline, Outcome, Write, WriteResult, classify_status
+from ddbsync.transport import StoredMeta, Transport, TransportError
+from ddbsync.versioning import EXPORT_RANK, Ordering, second_of
+
+__all__ = ["MAX_ROUNDS", "resolve_conflicts", "stored_ordering"]
+
+MAX_ROUNDS = 5
+
+
+def stored_ordering(meta: StoredMeta) -> Ordering:
+    """Where the stored document sits in its item's history."""
+    if meta.source == "export":
+        return Ordering(second_of(meta.version), EXPORT_RANK)
+    rank = int(meta.seq) if meta.seq and meta.seq.isdigit() else 0
+    return Ordering(second_of(meta.version), rank)
+
+
+def _cas_lines(write: Write, meta: StoredMeta) -> bytes:
+    action = {
+        "index": {
+            "_index": write.target,
+            "_id": write.change.doc_id,
+            "if_seq_no": meta.seq_no,
+            "if_primary_term": meta.primary_term,
+        }
+    }
+    return (json.dumps(action) + "\n" + write.source + "\n").encode("utf-8")
+
+
+def resolve_conflicts(writes: list[Write], transport: Transport, deadline: Deadline) -> list[Write]:
+    """Set STALE or APPLIED on writes answered 409; return the ones to retry later."""
+    pending = list(writes)
+    to_retry: list[Write] = []
+    for _ in range(MAX_ROUNDS):
+        if not pending or deadline.expired():
+            break
+        by_target: dict[str, list[Write]] = defaultdict(list)
+        for write in pending:
+            by_target[write.target].append(write)
+        cas: list[tuple[Write, StoredMeta]] = []
+        retry_plain: list[Write] = []
+        try:
+            for target, group in by_target.items():
+                metas = transport.mget(target, [w.change.doc_id for w in group], deadline.request_timeout_s())
+                for write, meta in zip(group, metas, strict=True):
+                    _decide(write, meta, cas, retry_plain)
+        except TransportError as e:
+            for write in pending:
+                write.result = WriteResult(Outcome.UNSENT, e.status, "conflict_check_failed", e.reason)
+            return to_retry + pending
+        pending = []
+        to_retry.extend(retry_plain)
+        if cas:
+            body = b"".join(_cas_lines(w, m) for w, m in cas)
+            try:
+                results = transport.bulk(body, deadline.request_timeout_s())
+            except TransportError as e:
+                for write, _meta in cas:
+                    write.result = WriteResult(Outcome.UNSENT, e.status, "request_failed", e.reason)
+                return [w for w, _ in cas] + to_retry
+            for (write, _meta), item in zip(cas, results, strict=True):
+                if item.status == 409:
+                    pending.append(write)  # someone wrote in between: look again
+                    continue
+                outcome = classify_status(item.status) or Outcome.UNSENT
+                write.result = WriteResult(outcome, item.status, item.error_type, item.reason)
+                if outcome is Outcome.UNSENT:
+                    to_retry.append(write)
+    for write in pending:
+        write.result = WriteResult(Outcome.UNSENT, 409, "conflict_unresolved", "conflict still open")
+    return to_retry + pending
+
+
+def _decide(write: Write, meta: StoredMeta, cas: list[tuple[Write, StoredMeta]], retry: list[Write]) -> None:
+    ours = write.change.ordering
+    if not meta.found:
+        # Nothing stored (e.g. purged tombstone): a plain versioned write will do.
+        write.result = WriteResult(Outcome.UNSENT, 404, "conflict_missing", "document vanished")
+        retry.append(write)
+        return
+    stored = stored_ordering(meta)
+    if not ours.newer_than(stored):
+        write.result = WriteResult(Outcome.STALE, 409, "stale", "a newer or equal change is indexed")
+        return
+    if stored.second == ours.second and Ordering.can_bump(meta.version):
+        cas.append((write, meta))
+        return
+    write.result = WriteResult(Outcome.UNSENT, 409, "conflict_retry", "version raced; retrying")
+    retry.append(write)

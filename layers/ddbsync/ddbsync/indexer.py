@@ -1,0 +1,242 @@
+"""The stream indexer: one batch of DynamoDB stream records in, batch item failures out.
+
+Flow: map records (poison ones apart) -> collapse per key -> bulk send with
+retries and exact conflict resolution -> poison records to the record DLQ ->
+whatever is still unsent becomes ``batchItemFailures`` (ReportBatchItemFailures).
+A record counts as handled only once it is indexed, known stale, skipped by
+configuration, or safely in the DLQ.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit
+
+from ddbsync.aws import sqs_client
+from ddbsync.bulk import Deadline, Outcome, SendReport, make_writes, send_writes
+from ddbsync.config import Settings
+from ddbsync.conflicts import resolve_conflicts
+from ddbsync.dlq import DeadLetter, send_dead_letters
+from ddbsync.errors import DeadLetterError, IndexAdminError
+from ddbsync.index_admin import ensure_index
+from ddbsync.mapping import Change, StreamRecord, collapse, map_records
+from ddbsync.observability import logger, metrics, tracer
+from ddbsync.opensearch import build_client
+from ddbsync.transport import OpenSearchTransport, Transport
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from opensearchpy import OpenSearch
+
+__all__ = ["BatchResult", "LambdaContextLike", "StreamIndexer", "make_handler"]
+
+
+class LambdaContextLike(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch did; ``failed_sequence_numbers`` become batchItemFailures."""
+
+    received: int = 0
+    indexed: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    stale: int = 0
+    poison: int = 0
+    retries: int = 0
+    max_latency_ms: float | None = None
+    failed_sequence_numbers: list[str] = field(default_factory=list)
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        ordered = sorted(set(self.failed_sequence_numbers), key=int)
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in ordered]}
+
+
+class StreamIndexer:
+    """Holds the clients; :meth:`process` handles one batch. Reused across invocations."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        transport: Transport,
+        sqs: SQSClient,
+        client: OpenSearch | None = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.transport = transport
+        self.sqs = sqs
+        self.client = client
+        self.sleep = sleep
+        self.clock = clock
+        self._index_ready = not settings.manage_index or client is None
+
+    def targets(self) -> list[str]:
+        return [self.settings.index_alias]
+
+    def process(self, records: Sequence[StreamRecord], remaining_ms: Callable[[], int]) -> BatchResult:
+        result = BatchResult(received=len(records))
+        if not records:
+            return result
+        all_seqs = [_seq_of(r) for r in records]
+        if not self._index_ready and self.client is not None:
+            try:
+                ensure_index(self.client, self.settings.index_alias, self.settings.index_template)
+                self._index_ready = True
+            except IndexAdminError as e:
+                logger.error("index not ready; the whole batch will be retried", extra={"reason": str(e)})
+                result.failed_sequence_numbers = all_seqs
+                return result
+
+        s = self.settings
+        changes, poison = map_records(records, s.partition_key, s.sort_key, s.ttl_removes)
+        collapsed = collapse(changes)
+        result.skipped = sum(len(c.sequence_numbers) for c in collapsed if c.op == "skip")
+        writes = make_writes(collapsed, self.targets())
+        deadline = Deadline(remaining_ms, s.timeout_margin_ms)
+        report = send_writes(
+            writes,
+            self.transport,
+            deadline,
+            max_bytes=s.bulk_max_bytes,
+            max_actions=s.bulk_max_actions,
+            retry_base_ms=s.retry_base_ms,
+            retry_max_ms=s.retry_max_ms,
+            resolve_conflicts=resolve_conflicts,
+            sleep=self.sleep,
+        )
+        result.retries = report.retries
+
+        letters = [
+            DeadLetter(p.record, p.reason, p.error_type, p.sequence_number, p.doc_id)
+            for p in poison
+        ]
+        letter_seqs: dict[str, tuple[str, ...]] = {p.sequence_number: (p.sequence_number,) for p in poison}
+        for change, outcome, status, error_type, reason in _per_change(report):
+            if outcome is Outcome.UNSENT:
+                result.failed_sequence_numbers.extend(change.sequence_numbers)
+            elif outcome is Outcome.POISON:
+                letters.append(
+                    DeadLetter(
+                        change.record, reason or "rejected by OpenSearch", error_type or "rejected",
+                        _seq_of(change.record), change.doc_id, status, s.index_alias,
+                    )
+                )
+                letter_seqs[_seq_of(change.record)] = change.sequence_numbers
+            elif outcome is Outcome.STALE:
+                result.stale += 1
+            elif change.op == "tombstone":
+                result.deleted += 1
+            else:
+                result.indexed += 1
+        if letters:
+            try:
+                send_dead_letters(self.sqs, s.record_dlq_url, letters)
+                result.poison = len(letters)
+            except DeadLetterError as e:
+                logger.error("record DLQ refused poison records; they stay unhandled",
+                             extra={"reason": e.reason})
+                result.poison = len(letters) - len(e.failed_ids)
+                for seq in e.failed_ids:
+                    result.failed_sequence_numbers.extend(letter_seqs.get(seq, (seq,)))
+            for letter in letters:
+                logger.warning(
+                    "poison record",
+                    extra={"sequence_number": letter.sequence_number, "error_type": letter.error_type,
+                           "status": letter.status},
+                )
+        created = [c.created_seconds for c in changes]
+        if created:
+            result.max_latency_ms = max(0.0, (self.clock() - min(created)) * 1000)
+        return result
+
+
+def _seq_of(record: StreamRecord) -> str:
+    ddb = record.get("dynamodb") if isinstance(record, Mapping) else None
+    seq = ddb.get("SequenceNumber") if isinstance(ddb, Mapping) else None
+    return str(seq) if seq is not None else ""
+
+
+def _per_change(
+    report: SendReport,
+) -> list[tuple[Change, Outcome, int | None, str | None, str | None]]:
+    """Combine the outcomes of a change's writes (one per target alias): the worst wins."""
+    rank = {Outcome.UNSENT: 3, Outcome.POISON: 2, Outcome.APPLIED: 1, Outcome.STALE: 0}
+    worst: dict[int, tuple[Change, Outcome, int | None, str | None, str | None]] = {}
+    for write in report.writes:
+        assert write.result is not None
+        key = id(write.change)
+        current = worst.get(key)
+        if current is None or rank[write.result.outcome] > rank[current[1]]:
+            r = write.result
+            worst[key] = (write.change, r.outcome, r.status, r.error_type, r.reason)
+    return list(worst.values())
+
+
+def _emit(result: BatchResult) -> None:
+    metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=result.received)
+    metrics.add_metric(name="DocumentsIndexed", unit=MetricUnit.Count, value=result.indexed)
+    metrics.add_metric(name="DocumentsDeleted", unit=MetricUnit.Count, value=result.deleted)
+    metrics.add_metric(name="StaleConflicts", unit=MetricUnit.Count, value=result.stale)
+    metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=result.poison)
+    metrics.add_metric(name="Retries", unit=MetricUnit.Count, value=result.retries)
+    metrics.add_metric(
+        name="UnsentRecords", unit=MetricUnit.Count, value=len(set(result.failed_sequence_numbers))
+    )
+    if result.max_latency_ms is not None:
+        metrics.add_metric(
+            name="EndToEndLatencyMs", unit=MetricUnit.Milliseconds, value=result.max_latency_ms
+        )
+
+
+Handler = Callable[[Mapping[str, object], LambdaContextLike], dict[str, list[dict[str, str]]]]
+
+
+def make_handler(
+    settings: Settings | None = None,
+    *,
+    client: OpenSearch | None = None,
+    transport: Transport | None = None,
+    sqs: SQSClient | None = None,
+) -> Handler:
+    """Build the Lambda handler. Settings come from the environment unless given.
+
+    Called at module import in ``functions/stream_indexer/app.py``, so a bad
+    configuration fails the cold start with every problem named.
+    """
+    settings = settings or Settings.from_env()
+    if transport is None:
+        client = client or build_client(settings)
+        transport = OpenSearchTransport(client)
+    indexer = StreamIndexer(settings, transport, sqs or sqs_client(settings.region), client)
+
+    @logger.inject_lambda_context(log_event=False)
+    @metrics.log_metrics(raise_on_empty_metrics=False)
+    @tracer.capture_lambda_handler(capture_response=False)
+    def handler(
+        event: Mapping[str, object], context: LambdaContextLike
+    ) -> dict[str, list[dict[str, str]]]:
+        raw = event.get("Records") or []
+        records: list[StreamRecord] = list(raw) if isinstance(raw, list) else []
+        result = indexer.process(records, context.get_remaining_time_in_millis)
+        _emit(result)
+        logger.info(
+            "batch done",
+            extra={
+                "received": result.received, "indexed": result.indexed, "deleted": result.deleted,
+                "stale": result.stale, "poison": result.poison, "skipped": result.skipped,
+                "retries": result.retries, "unsent": len(set(result.failed_sequence_numbers)),
+            },
+        )
+        return result.response()
+
+    handler.indexer = indexer
+    return handler  # type: ignore[no-any-return]

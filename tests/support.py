@@ -1,0 +1,119 @@
+"""Test helpers: build Lambda DynamoDB-stream records and events programmatically.
+
+Sample events live in events/ (see load_event); these builders are for generated
+histories (property tests) where a file cannot list every case.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
+STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/t/stream/2026-01-01T00:00:00.000"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """An event file from events/ (the same files `sam local invoke -e` uses)."""
+    return json.loads((EVENTS_DIR / name).read_text())
+
+
+def ddb_json(value: Any) -> dict[str, Any]:
+    """Python value -> DynamoDB JSON (enough for tests: str, int, float, bool, None, dict, list)."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, int | float):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, dict):
+        return {"M": {k: ddb_json(v) for k, v in value.items()}}
+    if isinstance(value, list):
+        return {"L": [ddb_json(v) for v in value]}
+    raise TypeError(type(value))
+
+
+@dataclass
+class RecordFactory:
+    """Makes stream records with increasing 21-digit sequence numbers."""
+
+    pk: str = "pk"
+    sk: str | None = "sk"
+    start_seq: int = 100000000000000000000
+    counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def next_seq(self) -> str:
+        return str(self.start_seq + next(self.counter) * 7)
+
+    def keys(self, pk: Any, sk: Any = None) -> dict[str, Any]:
+        keys = {self.pk: ddb_json(pk)}
+        if self.sk is not None:
+            keys[self.sk] = ddb_json(sk if sk is not None else "s")
+        return keys
+
+    def record(
+        self,
+        event_name: str,
+        pk: Any,
+        sk: Any = None,
+        image: dict[str, Any] | None = None,
+        *,
+        created: int | None = None,
+        seq: str | None = None,
+        ttl: bool = False,
+        raw_image: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        keys = self.keys(pk, sk)
+        ddb: dict[str, Any] = {
+            "ApproximateCreationDateTime": created if created is not None else int(time.time()),
+            "Keys": keys,
+            "SequenceNumber": seq or self.next_seq(),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        }
+        if event_name != "REMOVE":
+            new = dict(keys)
+            if raw_image is not None:
+                new.update(raw_image)
+            else:
+                new.update({k: ddb_json(v) for k, v in (image or {}).items()})
+            ddb["NewImage"] = new
+        rec: dict[str, Any] = {
+            "eventID": ddb["SequenceNumber"][-8:],
+            "eventName": event_name,
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "eu-west-1",
+            "dynamodb": ddb,
+            "eventSourceARN": STREAM_ARN,
+        }
+        if ttl:
+            rec["userIdentity"] = {"type": "Service", "principalId": "dynamodb.amazonaws.com"}
+        return rec
+
+
+def event(records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"Records": records}
+
+
+@dataclass
+class FakeContext:
+    """A Lambda context whose remaining time is fixed or counts down from a deadline."""
+
+    remaining_ms: int = 60_000
+    function_name: str = "stream-indexer-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:eu-west-1:123456789012:function:stream-indexer-test"
+    aws_request_id: str = "test-request"
+    deadline: float | None = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        if self.deadline is not None:
+            return max(0, int((self.deadline - time.monotonic()) * 1000))
+        return self.remaining_ms
