@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
 from ddbsync import cli
-from ddbsync.local.search import OpenSearchUnavailable, SearchHttp, opensearch_url
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def alias() -> Iterator[str]:
-    search = SearchHttp(opensearch_url())
-    try:
-        search.version()
-    except OpenSearchUnavailable as e:
-        pytest.skip(f"{e}; run scripts/opensearch.sh start")
-    name = f"demo-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    for index in search.indices_behind(name):
-        if index.startswith(name):
-            search.delete_index(index)
 
 
 def test_the_demo_converges_and_exits_zero(
     alias: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """``alias`` (tests/conftest.py) is unique per run; its indices are deleted afterwards."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # moto in-process
 
     code = cli.main(["demo", "--alias", alias])

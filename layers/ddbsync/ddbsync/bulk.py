@@ -157,6 +157,7 @@ def send_writes(
     retry_base_ms: int,
     retry_max_ms: int,
     resolve_conflicts: Resolver,
+    max_document_bytes: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
 ) -> SendReport:
@@ -166,7 +167,14 @@ def send_writes(
     (stale or applied) and returns those that should be retried.
     """
     report = SendReport(writes)
-    pending = list(writes)
+    pending = []
+    for write in writes:
+        size = len(write.source.encode("utf-8"))
+        if max_document_bytes is not None and size > max_document_bytes:
+            reason = f"document is {size} bytes, over MAX_DOCUMENT_BYTES={max_document_bytes}"
+            write.result = WriteResult(Outcome.POISON, None, "document_too_large", reason)
+        else:
+            pending.append(write)
     attempt = 0
     while pending:
         retry: list[Write] = []

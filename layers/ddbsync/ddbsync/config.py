@@ -31,7 +31,7 @@ class Settings:
     ``OPENSEARCH_ENDPOINT``, ``OPENSEARCH_SERVICE`` (es|aoss|none), ``AWS_REGION``
     (required for es/aoss), ``INDEX_ALIAS``, ``PARTITION_KEY``, ``SORT_KEY``,
     ``RECORD_DLQ_URL``, ``TTL_REMOVES`` (delete|keep), ``BULK_MAX_BYTES``,
-    ``BULK_MAX_ACTIONS``, ``TIMEOUT_MARGIN_MS``, ``RETRY_BASE_MS``,
+    ``BULK_MAX_ACTIONS``, ``MAX_DOCUMENT_BYTES``, ``TIMEOUT_MARGIN_MS``, ``RETRY_BASE_MS``,
     ``RETRY_MAX_MS``, ``INDEX_TEMPLATE``, ``MANAGE_INDEX`` (true|false).
     """
 
@@ -45,6 +45,7 @@ class Settings:
     ttl_removes: str = "delete"
     bulk_max_bytes: int = 5 * 1024 * 1024
     bulk_max_actions: int = 1000
+    max_document_bytes: int = 10 * 1024 * 1024
     timeout_margin_ms: int = 10_000
     retry_base_ms: int = 100
     retry_max_ms: int = 20_000
@@ -112,6 +113,7 @@ class Settings:
         ttl = choice("TTL_REMOVES", _TTL_MODES, "delete")
         max_bytes = integer("BULK_MAX_BYTES", 5 * 1024 * 1024, 64 * 1024, 100 * 1024 * 1024)
         max_actions = integer("BULK_MAX_ACTIONS", 1000, 1, 10_000)
+        max_doc = integer("MAX_DOCUMENT_BYTES", 10 * 1024 * 1024, 1024, 100 * 1024 * 1024)
         margin = integer("TIMEOUT_MARGIN_MS", 10_000, 0, 600_000)
         base = integer("RETRY_BASE_MS", 100, 1, 60_000)
         cap = integer("RETRY_MAX_MS", 20_000, 1, 600_000)
@@ -135,6 +137,7 @@ class Settings:
             ttl_removes=ttl,
             bulk_max_bytes=max_bytes,
             bulk_max_actions=max_actions,
+            max_document_bytes=max_doc,
             timeout_margin_ms=margin,
             retry_base_ms=base,
             retry_max_ms=cap,

@@ -111,6 +111,7 @@ class StreamIndexer:
             retry_base_ms=s.retry_base_ms,
             retry_max_ms=s.retry_max_ms,
             resolve_conflicts=resolve_conflicts,
+            max_document_bytes=s.max_document_bytes,
             sleep=self.sleep,
         )
         result.retries = report.retries

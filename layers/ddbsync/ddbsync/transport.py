@@ -63,7 +63,9 @@ class Transport(Protocol):
         ...
 
 
-_BULK_FILTER = "errors,items.*.status,items.*.error.type,items.*.error.reason"
+_BULK_FILTER = (
+    "errors,items.*.status,items.*.error.type,items.*.error.reason,items.*.error.caused_by.reason"
+)
 
 
 def _status(e: os_exc.TransportError) -> int | None:
@@ -90,9 +92,11 @@ class OpenSearchTransport:
         for item in response.get("items", []):
             ((_, outcome),) = item.items()
             error = outcome.get("error") or {}
-            results.append(
-                BulkItemResult(int(outcome["status"]), error.get("type"), error.get("reason"))
-            )
+            reason = error.get("reason")
+            cause = (error.get("caused_by") or {}).get("reason")
+            if cause:
+                reason = f"{reason}: {cause}" if reason else cause
+            results.append(BulkItemResult(int(outcome["status"]), error.get("type"), reason))
         return results
 
     def mget(self, index: str, ids: Sequence[str], timeout_s: float) -> list[StoredMeta]:

@@ -1,0 +1,71 @@
+"""The ``ddbsync`` command line.
+
+Every subcommand is one :class:`Subcommand` in :data:`SUBCOMMANDS`: a module
+that exposes ``add_arguments(parser)`` and ``main(args) -> int``. Modules keep
+heavy or dev-only imports (moto) inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+__all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subcommand:
+    """A subcommand implemented by ``module`` (``add_arguments`` and ``main``)."""
+
+    name: str
+    help: str
+    module: str
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Let the module declare its options."""
+        add: Callable[[argparse.ArgumentParser], None] = importlib.import_module(
+            self.module
+        ).add_arguments
+        add(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Run the module's ``main``; its return value is the exit code."""
+        run: Callable[[argparse.Namespace], int] = importlib.import_module(self.module).main
+        return run(args)
+
+
+# The one place where subcommands are registered.
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand(
+        "demo",
+        "run the stream indexer flow locally (moto + a real OpenSearch) and check the index",
+        "ddbsync.local.demo",
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="ddbsync", description="Keep OpenSearch in step with a DynamoDB table."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in SUBCOMMANDS:
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(subcommand=command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default ``sys.argv[1:]``), run the subcommand, return its exit code."""
+    args = build_parser().parse_args(argv)
+    command: Subcommand = args.subcommand
+    return command.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Check that `sam build` of template.yaml works, without Docker and without
+# leaving anything in the repo tree (build and cache go to a temp dir).
+#
+#   scripts/sam-build-check.sh                      auto: native if a python3.13 is found,
+#                                                   else override
+#   DDBSYNC_BUILD_MODE=native scripts/...           build template.yaml as is (needs python3.13)
+#   DDBSYNC_BUILD_MODE=override scripts/...         build a temp copy with python3.13 -> python3.11
+#                                                   and arm64 -> x86_64 (needs python3.11)
+#   KEEP_BUILD=1 scripts/...                        keep the temp dir and print its path
+#
+# Native mode is the real thing: SAM's pip builder fetches manylinux aarch64 /
+# cp313 wheels for the layer even on an x86_64 host. Override mode only proves
+# that the template's code paths, BuildMethod and requirements resolve; its wheels
+# are for the wrong runtime and architecture, so never deploy its output.
+#
+# Either way the script then checks the layout Lambda needs: the layer at
+# python/ddbsync/ with its dependencies beside it, the handler module at the
+# function root. Exits non-zero on any failure.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# Not SAM_BUILD_MODE: sam build reads that variable as its own --mode.
+MODE="${DDBSYNC_BUILD_MODE:-auto}"
+export SAM_CLI_TELEMETRY=0
+
+say() { printf '[sam-build-check] %s\n' "$*" >&2; }
+die() { say "FAIL: $*"; exit 1; }
+
+command -v sam >/dev/null || die "sam not on PATH (pip install aws-sam-cli)"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/ddbsync-sam-build.XXXXXX")"
+if [[ -n "${KEEP_BUILD:-}" ]]; then
+  say "keeping $WORK"
+else
+  trap 'rm -rf "$WORK"' EXIT
+fi
+
+# A python3.13 that actually runs (a pyenv shim for a version that is not
+# selected exists on PATH but fails), else one from pyenv's installed versions.
+find_python313() {
+  if python3.13 -c 'import sys' >/dev/null 2>&1; then
+    return 0
+  fi
+  if command -v pyenv >/dev/null; then
+    local v
+    v="$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.[0-9]+)?$' | sort -V | tail -n 1 || true)"
+    if [[ -n "$v" && -x "$(pyenv root)/versions/$v/bin/python3.13" ]]; then
+      PATH="$(pyenv root)/versions/$v/bin:$PATH"
+      export PATH
+      return 0
+    fi
+  fi
+  return 1
+}
+
+if [[ "$MODE" == auto ]]; then
+  if find_python313; then MODE=native; else MODE=override; fi
+fi
+
+case "$MODE" in
+  native)
+    find_python313 || die "DDBSYNC_BUILD_MODE=native needs python3.13 on PATH or in pyenv"
+    TEMPLATE="$ROOT/template.yaml"
+    RUNTIME=python3.13
+    ;;
+  override)
+    command -v python3.11 >/dev/null || die "override mode needs python3.11 on PATH"
+    TEMPLATE="$WORK/template.yaml"
+    RUNTIME=python3.11
+    # Every python3.13 / arm64 in the template is Runtime, CompatibleRuntimes,
+    # BuildMethod, Architectures, CompatibleArchitectures or BuildArchitecture.
+    sed -e 's/python3\.13/python3.11/g' -e 's/arm64/x86_64/g' "$ROOT/template.yaml" >"$TEMPLATE"
+    ;;
+  *) die "unknown DDBSYNC_BUILD_MODE=$MODE (auto|native|override)" ;;
+esac
+
+say "mode=$MODE runtime=$RUNTIME template=$TEMPLATE"
+# --base-dir resolves CodeUri/ContentUri against the repo even for the temp copy.
+# Run from the temp dir and without the cache: a cached build (samconfig.toml sets
+# cached = true) writes .aws-sam/deps/ under the working directory.
+(
+  cd "$WORK"
+  sam build \
+    --template-file "$TEMPLATE" \
+    --base-dir "$ROOT" \
+    --build-dir "$WORK/build" \
+    --cache-dir "$WORK/cache" \
+    --no-cached \
+    --no-use-container
+) >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; die "sam build failed"; }
+
+BUILD="$WORK/build"
+LAYER="$BUILD/DdbsyncLayer/python"
+FUNC="$BUILD/StreamIndexerFunction"
+
+[[ -f "$BUILD/template.yaml" ]] || die "no built template"
+[[ -f "$FUNC/app.py" ]] || die "handler module app.py missing at the function root"
+[[ -d "$LAYER/ddbsync" ]] || die "layer has no python/ddbsync/"
+for module in config.py errors.py; do
+  [[ -f "$LAYER/ddbsync/$module" ]] || die "layer is missing python/ddbsync/$module"
+done
+[[ -f "$LAYER/ddbsync/templates/index.json" ]] || die "layer is missing the index template"
+# One import package per requirement of layers/ddbsync/requirements.txt.
+for dep in aws_lambda_powertools opensearchpy requests_aws4auth aws_xray_sdk; do
+  [[ -d "$LAYER/$dep" ]] || die "layer is missing dependency $dep"
+done
+if [[ "$MODE" == native ]]; then
+  # Native extensions must be for the Lambda target, not for this host.
+  bad="$(find "$LAYER" -name '*.so' ! -name '*aarch64*' ! -name '*.abi3.so' -print | head -n 5)"
+  [[ -z "$bad" ]] || die "layer holds non-aarch64 extensions: $bad"
+fi
+
+size="$(du -sm "$BUILD/DdbsyncLayer" | cut -f1)"
+# Function + layers must stay under Lambda's 250 MB unzipped limit.
+(( size < 200 )) || die "layer is ${size} MB unzipped (limit 250 MB with the function)"
+
+say "OK: layer python/ddbsync/ + deps (${size} MB), function app.py"
