@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from opensearchpy import OpenSearch
 
@@ -57,7 +56,8 @@ def test_unknown_type_tag_goes_to_the_dlq_and_the_rest_is_indexed(
     assert letters[0]["error_type"] == "UnknownTypeTagError"
     assert "unknown DynamoDB type tag" in letters[0]["reason"]
     # The whole record travels, so a replay after the fix needs nothing else.
-    bad = [r for r in poison_event["Records"] if r["dynamodb"]["SequenceNumber"] == letters[0]["sequence_number"]]
+    seq = letters[0]["sequence_number"]
+    bad = [r for r in poison_event["Records"] if r["dynamodb"]["SequenceNumber"] == seq]
     assert letters[0]["record"] == bad[0]
     def doc_id(r: dict[str, Any]) -> str:
         return f'{r["dynamodb"]["Keys"]["pk"]["S"]}|{r["dynamodb"]["Keys"]["sk"]["S"]}'
@@ -178,9 +178,12 @@ def test_opensearch_unreachable_reports_every_record_as_a_failure(
     assert dlq_messages(dlq_url) == []
 
 
-def test_index_preparation_failure_reports_the_whole_batch(dlq_url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_index_preparation_failure_reports_the_whole_batch(
+    dlq_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     f = RecordFactory()
-    handler = make_handler(Settings.from_env(base_env("t-x", dlq_url, OPENSEARCH_ENDPOINT="http://127.0.0.1:9")))
+    env = base_env("t-x", dlq_url, OPENSEARCH_ENDPOINT="http://127.0.0.1:9")
+    handler = make_handler(Settings.from_env(env))
     record = f.record("INSERT", "a", "1", {"n": 1})
     result = handler(event([record]), FakeContext())
     assert result == {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}

@@ -11,6 +11,7 @@ documents, so it must not depend on OpenSearch's delete tombstones.
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from pathlib import Path
@@ -43,7 +44,7 @@ def delivery_plan(draw: st.DrawFn, n_records: int) -> list[tuple[str, list[int]]
     """Cut records 0..n-1 into batches and decide, per batch, how it is delivered."""
     cuts = sorted(draw(st.sets(st.integers(1, max(1, n_records - 1)), max_size=n_records)))
     bounds = [0, *[c for c in cuts if c < n_records], n_records]
-    batches = [list(range(a, b)) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
+    batches = [list(range(a, b)) for a, b in itertools.pairwise(bounds) if b > a]
     plan: list[tuple[str, list[int]]] = []
     delivered: list[list[int]] = []
     for batch in batches:

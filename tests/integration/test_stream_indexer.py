@@ -9,7 +9,7 @@ from opensearchpy import OpenSearch
 
 from ddbsync.config import Settings
 from ddbsync.indexer import make_handler
-from tests.conftest import base_env, dlq_messages
+from tests.conftest import base_env
 from tests.support import FakeContext, RecordFactory, event
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,9 @@ def handler_for(alias: str, dlq_url: str, **extra: str):  # type: ignore[no-unty
     return make_handler(Settings.from_env(base_env(alias, dlq_url, **extra)))
 
 
-def test_insert_modify_remove_end_with_the_latest_state(os_client: OpenSearch, alias: str, dlq_url: str) -> None:
+def test_insert_modify_remove_end_with_the_latest_state(
+    os_client: OpenSearch, alias: str, dlq_url: str
+) -> None:
     f = RecordFactory()
     handler = handler_for(alias, dlq_url)
     t = 1_800_000_000
