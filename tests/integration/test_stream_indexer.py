@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
 
 from ddbsync.config import Settings
+from ddbsync.decode import dumps
 from ddbsync.indexer import make_handler
 from tests.conftest import base_env
-from tests.support import FakeContext, RecordFactory, event
+from tests.support import FakeContext, RecordFactory, event, load_event
 
 pytestmark = pytest.mark.integration
 
@@ -70,3 +72,62 @@ def test_a_late_replay_of_an_older_same_second_change_loses(
     handler(event([deleted]), FakeContext())
     handler(event([new, old]), FakeContext())
     assert searchable(os_client, alias) == {}
+
+
+def _new_image_doc(record: dict[str, Any]) -> dict[str, Any]:
+    from ddbsync.decode import decode_item
+
+    return decode_item(record["dynamodb"]["NewImage"])
+
+
+def test_sample_events_insert_modify_remove_in_order(os_client: OpenSearch, alias: str, dlq_url: str) -> None:
+    handler = handler_for(alias, dlq_url)
+    insert, modify = load_event("insert.json"), load_event("modify.json")
+    assert handler(insert, FakeContext()) == {"batchItemFailures": []}
+    assert handler(modify, FakeContext()) == {"batchItemFailures": []}
+    docs = searchable(os_client, alias)
+    expected = _new_image_doc(modify["Records"][-1])
+    assert {k: v for k, v in docs["cat-shoes|item-001"].items() if k != "_ddbsync"} == json.loads(
+        dumps(expected)
+    )
+    # The insert delivered again (at-least-once) does not roll the item back.
+    handler(insert, FakeContext())
+    assert searchable(os_client, alias)["cat-shoes|item-001"]["_ddbsync"]["seq"].endswith(
+        modify["Records"][-1]["dynamodb"]["SequenceNumber"]
+    )
+    handler(load_event("remove.json"), FakeContext())
+    assert "cat-shoes|item-001" not in searchable(os_client, alias)
+
+
+def test_same_key_batch_collapses_to_the_last_change(os_client: OpenSearch, alias: str, dlq_url: str) -> None:
+    batch = load_event("same_key_batch.json")
+    handler = handler_for(alias, dlq_url)
+    assert handler(batch, FakeContext()) == {"batchItemFailures": []}
+    docs = searchable(os_client, alias)
+    last = {}
+    for record in batch["Records"]:
+        keys = record["dynamodb"]["Keys"]
+        last[f'{keys["pk"]["S"]}|{keys["sk"]["S"]}'] = record
+    live = {k for k, r in last.items() if r["eventName"] != "REMOVE"}
+    assert set(docs) == live
+    for doc_id in live:
+        assert docs[doc_id]["_ddbsync"]["seq"].endswith(last[doc_id]["dynamodb"]["SequenceNumber"])
+
+
+@pytest.mark.parametrize(("mode", "kept"), [("delete", False), ("keep", True)])
+def test_ttl_removals_delete_by_default_and_can_be_kept(
+    os_client: OpenSearch, alias: str, dlq_url: str, mode: str, kept: bool
+) -> None:
+    ttl = load_event("ttl_remove.json")
+    (record,) = ttl["Records"]
+    f = RecordFactory()
+    keys = record["dynamodb"]["Keys"]
+    insert = f.record(
+        "INSERT", keys["pk"]["S"], keys["sk"]["S"], {"n": 1},
+        created=record["dynamodb"]["ApproximateCreationDateTime"] - 10, seq="1" + "0" * 20,
+    )
+    handler = handler_for(alias, dlq_url, TTL_REMOVES=mode)
+    handler(event([insert]), FakeContext())
+    assert handler(ttl, FakeContext()) == {"batchItemFailures": []}
+    doc_id = f'{keys["pk"]["S"]}|{keys["sk"]["S"]}'
+    assert (doc_id in searchable(os_client, alias)) is kept
