@@ -131,3 +131,35 @@ def test_ttl_removals_delete_by_default_and_can_be_kept(
     assert handler(ttl, FakeContext()) == {"batchItemFailures": []}
     doc_id = f'{keys["pk"]["S"]}|{keys["sk"]["S"]}'
     assert (doc_id in searchable(os_client, alias)) is kept
+
+
+def test_every_dynamodb_type_reaches_opensearch_exactly(
+    os_client: OpenSearch, alias: str, dlq_url: str, tmp_path: Any
+) -> None:
+    # A 30-digit integer does not fit OpenSearch's `long`, and a list mixing strings and
+    # maps cannot be indexed: a real table needs such fields mapped, as here.
+    from ddbsync.config import DEFAULT_INDEX_TEMPLATE
+
+    template = json.loads(DEFAULT_INDEX_TEMPLATE.read_text())
+    template["mappings"]["properties"].update(
+        {"n_huge": {"type": "double"}, "ns": {"type": "double"}, "l": {"type": "object", "enabled": False}}
+    )
+    path = tmp_path / "index.json"
+    path.write_text(json.dumps(template))
+    all_types = load_event("all_types.json")
+    handler = handler_for(alias, dlq_url, INDEX_TEMPLATE=str(path))
+    assert handler(all_types, FakeContext()) == {"batchItemFailures": []}
+    (record,) = all_types["Records"]
+    doc_id = "cat-misc|item-999"
+    os_client.indices.refresh(index=alias)
+    import urllib.request
+
+    from tests.conftest import OPENSEARCH_URL
+
+    with urllib.request.urlopen(f"{OPENSEARCH_URL}/{alias}/_source/{doc_id.replace('|', '%7C')}") as r:
+        text = r.read().decode()
+    stored = json.loads(text)
+    stored.pop("_ddbsync")
+    assert stored == json.loads(dumps(_new_image_doc(record)))
+    assert '"n_huge":123456789012345678901234567890' in text
+    assert '"n_decimal":3.14159265358979323846264338327950288' in text
