@@ -44,6 +44,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "run the stream indexer flow locally (moto + a real OpenSearch) and check the index",
         "ddbsync.local.demo",
     ),
+    Subcommand(
+        "replay",
+        "re-send the record DLQ or the on-failure queue's stream ranges through the indexer",
+        "ddbsync.replay",
+    ),
 )
 
 
