@@ -548,12 +548,6 @@ def test_send_writes_with_the_real_resolver_applies_a_newer_same_second_change()
     assert report.counts == {Outcome.APPLIED: 1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (robustness): resolve_conflicts zips CAS results with zip(strict=True) and does not "
-    "handle a bulk answer with the wrong item count (bulk._apply_results does), so ValueError escapes "
-    "send_writes, whose docstring says it never raises for OpenSearch failures",
-)
 def test_a_compare_and_set_answer_with_the_wrong_item_count_does_not_raise() -> None:
     writes = make(1)
     transport = FakeTransport([[409], []], metas=[[stored(seq=OURS_SEQ - 1)]])

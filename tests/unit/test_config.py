@@ -166,11 +166,6 @@ def test_a_plain_http_endpoint_is_fine_without_signing() -> None:
     assert settings.endpoint == "http://localhost:9200"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): the https check uses endpoint.startswith('http://') on the raw text, so "
-    "'HTTP://host' (urlparse lowercases the scheme, so it passes the URL check) is accepted with SigV4",
-)
 def test_an_upper_case_plain_http_endpoint_is_refused_when_requests_are_signed() -> None:
     (problem,) = problems(valid_env(OPENSEARCH_ENDPOINT="HTTP://localhost:9200", OPENSEARCH_SERVICE="es"))
     assert "https" in problem

@@ -194,12 +194,6 @@ def test_a_malformed_value_raises_decode_error(value: object) -> None:
         decode_value(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _decode_ns sorts with key=Decimal before validating members; Decimal('abc') and "
-    "ordering a Decimal NaN raise decimal.InvalidOperation (an ArithmeticError, not ValueError/TypeError), "
-    "which escapes decode_value (and map_records) instead of DecodeError",
-)
 @pytest.mark.parametrize("members", [["abc"], ["1", "abc"], ["NaN", "1"]], ids=repr)
 def test_a_number_set_with_a_malformed_member_raises_decode_error(members: list[str]) -> None:
     with pytest.raises(DecodeError):
@@ -218,24 +212,18 @@ def test_a_string_starting_with_the_internal_marker_is_rejected() -> None:
         decode_value({"SS": ["a", MARK + "1"]})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _MARK_JSON also matches after an escaped quote, so a string holding '\"' followed "
-    "by the marker (not at its start) is rewritten by dumps into invalid JSON",
-)
-def test_a_string_holding_a_quote_then_the_marker_still_serializes_to_valid_json() -> None:
-    value = decode_value({"S": 'a"' + MARK + "1"})
-    assert json.loads(dumps({"v": value})) == {"v": 'a"' + MARK + "1"}
+def test_a_string_holding_the_marker_anywhere_is_rejected_rather_than_corrupting_json() -> None:
+    # Found by this suite: 'a"' + marker used to serialize to invalid JSON.
+    with pytest.raises(DecodeError, match="internal number marker"):
+        decode_value({"S": 'a"' + MARK + "1"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: attribute and map names are not checked for the marker; a name starting with it "
-    "is rewritten by dumps into a bare number key (invalid JSON)",
-)
-def test_an_attribute_name_starting_with_the_marker_does_not_corrupt_the_json() -> None:
-    doc = decode_item({MARK + "1": {"S": "x"}})
-    assert json.loads(dumps(doc)) == {MARK + "1": "x"}
+@pytest.mark.parametrize("where", ["top", "nested"])
+def test_an_attribute_name_holding_the_marker_is_rejected_rather_than_corrupting_json(where: str) -> None:
+    name = MARK + "1"
+    item = {name: {"S": "x"}} if where == "top" else {"m": {"M": {name: {"S": "x"}}}}
+    with pytest.raises(DecodeError, match="internal number marker"):
+        decode_item(item)
 
 
 # --- property: same result as boto3 -------------------------------------------------------

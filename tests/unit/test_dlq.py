@@ -156,12 +156,6 @@ def test_a_small_record_keeps_its_old_image() -> None:
     assert "truncated" not in body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: send_dead_letters batches by count only; SQS also caps the total payload of one "
-    "SendMessageBatch (moto: 1 MiB, BatchRequestTooLong), so ten letters that are each well under the "
-    "per-message limit fail together and raise DeadLetterError",
-)
 def test_many_large_letters_that_each_fit_are_all_delivered(dlq_url: str) -> None:
     big = []
     for letter in letters(10):

@@ -286,11 +286,6 @@ def test_map_records_returns_a_broken_record_as_poison_without_raising(mutate: s
     assert bad.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: map_records only catches RecordError/DecodeError/ValueError; an NS member such as "
-    "'abc' raises decimal.InvalidOperation out of decode (see test_decode), so the whole batch raises",
-)
 def test_map_records_returns_a_record_with_a_malformed_number_set_as_poison() -> None:
     record = RecordFactory().record("INSERT", "a", raw_image={"ns": {"NS": ["1", "abc"]}})
     changes, poison = map_records([record], "pk", "sk")
@@ -298,11 +293,6 @@ def test_map_records_returns_a_record_with_a_malformed_number_set_as_poison() ->
     assert len(poison) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ApproximateCreationDateTime=float('inf') (json.loads accepts Infinity) passes the "
-    "checks and int(inf) raises OverflowError, which map_records does not catch",
-)
 def test_map_records_returns_a_record_with_an_infinite_creation_time_as_poison() -> None:
     record = RecordFactory().record("INSERT", "a")
     record["dynamodb"]["ApproximateCreationDateTime"] = float("inf")

@@ -96,11 +96,6 @@ def test_sequence_rank_rejects_anything_but_digits(text: str) -> None:
         sequence_rank(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): sequence_rank uses str.isdigit, which accepts non-ASCII digits; "
-    "'\\u0661\\u0662' (Arabic-Indic 12) is ranked as 12 instead of being rejected",
-)
 def test_sequence_rank_rejects_non_ascii_digits() -> None:
     with pytest.raises(ValueError):
         sequence_rank("\u0661\u0662")

@@ -100,7 +100,7 @@ class Settings:
         region = env.get("AWS_REGION", "").strip() or None
         if service in ("es", "aoss") and region is None:
             problems.append(f"AWS_REGION is required to sign requests for OPENSEARCH_SERVICE={service}")
-        if service in ("es", "aoss") and endpoint.startswith("http://"):
+        if service in ("es", "aoss") and urlparse(endpoint).scheme.lower() == "http":
             problems.append("OPENSEARCH_ENDPOINT must use https with SigV4 signing")
         alias = required("INDEX_ALIAS")
         if alias and (alias != alias.lower() or alias.startswith(("_", "-", "+")) or any(

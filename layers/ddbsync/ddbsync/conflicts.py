@@ -59,6 +59,8 @@ def resolve_conflicts(writes: list[Write], transport: Transport, deadline: Deadl
         try:
             for target, group in by_target.items():
                 metas = transport.mget(target, [w.change.doc_id for w in group], deadline.request_timeout_s())
+                if len(metas) != len(group):
+                    raise TransportError("mget answered with a different number of documents")
                 for write, meta in zip(group, metas, strict=True):
                     _decide(write, meta, cas, retry_plain)
         except TransportError as e:
@@ -71,6 +73,8 @@ def resolve_conflicts(writes: list[Write], transport: Transport, deadline: Deadl
             body = b"".join(_cas_lines(w, m) for w, m in cas)
             try:
                 results = transport.bulk(body, deadline.request_timeout_s())
+                if len(results) != len(cas):
+                    raise TransportError("bulk answered with a different number of items")
             except TransportError as e:
                 for write, _meta in cas:
                     write.result = WriteResult(Outcome.UNSENT, e.status, "request_failed", e.reason)

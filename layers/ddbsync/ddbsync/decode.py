@@ -108,9 +108,14 @@ def _number(text: object, path: str) -> object:
 def _decode_s(v: object, path: str) -> object:
     if not isinstance(v, str):
         raise DecodeError(f"S value must be a string, got {type(v).__name__}", path)
-    if v.startswith(_MARK):
-        raise DecodeError("string value collides with ddbsync's internal number marker", path)
+    if _MARK in v:
+        raise DecodeError("string value contains ddbsync's internal number marker", path)
     return v
+
+
+def _check_name(name: str, path: str) -> None:
+    if _MARK in name:
+        raise DecodeError("attribute name contains ddbsync's internal number marker", path)
 
 
 def _decode_b(v: object, path: str) -> object:
@@ -136,7 +141,11 @@ def _decode_null(v: object, path: str) -> object:
 def _decode_m(v: object, path: str) -> object:
     if not isinstance(v, Mapping):
         raise DecodeError(f"M value must be an object, got {type(v).__name__}", path)
-    return {k: decode_value(x, f"{path}.{k}") for k, x in v.items()}
+    out = {}
+    for k, x in v.items():
+        _check_name(k, path)
+        out[k] = decode_value(x, f"{path}.{k}")
+    return out
 
 
 def _decode_l(v: object, path: str) -> object:
@@ -156,12 +165,12 @@ def _decode_ss(v: object, path: str) -> object:
 
 
 def _decode_ns(v: object, path: str) -> object:
-    members = _members(v, "NS", path)
-    for x in members:
-        if not isinstance(x, str):
-            raise DecodeError("NS members must be strings", path)
-    ordered = sorted(members, key=lambda x: Decimal(x))  # type: ignore[arg-type]
-    return [_number(x, path) for x in ordered]
+    keyed = []
+    for x in _members(v, "NS", path):
+        value = _number(x, path)  # validates the member first
+        keyed.append((Decimal(x), value))  # type: ignore[arg-type]
+    keyed.sort(key=lambda pair: pair[0])
+    return [value for _, value in keyed]
 
 
 def _as_bytes(x: object, path: str) -> bytes:
@@ -202,7 +211,9 @@ def decode_value(value: object, path: str = "$") -> JsonValue:
         raise UnknownTypeTagError(str(tag), path)
     try:
         return decoder(inner, path)
-    except (ValueError, TypeError) as e:  # e.g. bad base64, unorderable members
+    except DecodeError:
+        raise
+    except (ValueError, TypeError, ArithmeticError) as e:  # e.g. bad base64, unorderable members
         raise DecodeError(f"invalid {tag} value: {e}", path) from e
 
 
@@ -210,7 +221,11 @@ def decode_item(item: Mapping[str, object]) -> dict[str, JsonValue]:
     """Decode a whole item (attribute name -> DynamoDB-JSON value) into plain JSON values."""
     if not isinstance(item, Mapping):
         raise DecodeError(f"item must be an object, got {type(item).__name__}")
-    return {name: decode_value(value, name) for name, value in item.items()}
+    out = {}
+    for name, value in item.items():
+        _check_name(name, name)
+        out[name] = decode_value(value, name)
+    return out
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)

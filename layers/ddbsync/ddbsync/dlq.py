@@ -17,8 +17,10 @@ if TYPE_CHECKING:
 
 __all__ = ["DeadLetter", "send_dead_letters"]
 
-# SQS accepts up to 256 KiB per message in every region; keep room for attributes.
+# SQS accepts up to 256 KiB per message, and per SendMessageBatch call in total, in
+# every region; keep room for attributes.
 _MAX_BODY = 250 * 1024
+_MAX_BATCH_BYTES = 250 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +58,40 @@ class DeadLetter:
         return text
 
 
+def _batches(letters: Sequence[DeadLetter]) -> list[tuple[list[DeadLetter], list[str]]]:
+    """Group letters by at most 10 and at most _MAX_BATCH_BYTES of bodies per SQS call."""
+    batches: list[tuple[list[DeadLetter], list[str]]] = []
+    group: list[DeadLetter] = []
+    bodies: list[str] = []
+    size = 0
+    for letter in letters:
+        body = letter.body()
+        length = len(body.encode("utf-8"))
+        if group and (len(group) == 10 or size + length > _MAX_BATCH_BYTES):
+            batches.append((group, bodies))
+            group, bodies, size = [], [], 0
+        group.append(letter)
+        bodies.append(body)
+        size += length
+    if group:
+        batches.append((group, bodies))
+    return batches
+
+
 def send_dead_letters(sqs: SQSClient, queue_url: str, letters: Sequence[DeadLetter]) -> None:
     """Send every letter (10 per SQS batch); raise DeadLetterError naming those not accepted."""
     failed: list[str] = []
     reasons: list[str] = []
-    for start in range(0, len(letters), 10):
-        group = letters[start : start + 10]
+    for group, bodies in _batches(letters):
         entries = [
             {
                 "Id": str(i),
-                "MessageBody": letter.body(),
+                "MessageBody": body,
                 "MessageAttributes": {
                     "error_type": {"DataType": "String", "StringValue": letter.error_type},
                 },
             }
-            for i, letter in enumerate(group)
+            for i, (letter, body) in enumerate(zip(group, bodies, strict=True))
         ]
         try:
             response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]

@@ -7,13 +7,14 @@ changes to one key in a batch collapse to the newest.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from ddbsync.decode import JsonValue, decode_item
 from ddbsync.docid import document_id
-from ddbsync.errors import DecodeError, RecordError
+from ddbsync.errors import RecordError
 from ddbsync.versioning import EXPORT_RANK, Ordering, sequence_rank, stream_version
 
 __all__ = [
@@ -85,10 +86,15 @@ def map_record(
     if not isinstance(ddb, Mapping):
         raise RecordError("record has no 'dynamodb' object")
     seq = ddb.get("SequenceNumber")
-    if not isinstance(seq, str) or not seq.isdigit():
+    if not isinstance(seq, str) or not (seq.isascii() and seq.isdigit()):
         raise RecordError(f"record has no valid SequenceNumber: {seq!r}")
     created = ddb.get("ApproximateCreationDateTime")
-    if isinstance(created, bool) or not isinstance(created, int | float) or created < 0:
+    if (
+        isinstance(created, bool)
+        or not isinstance(created, int | float)
+        or not math.isfinite(created)
+        or created < 0
+    ):
         raise RecordError("record has no valid ApproximateCreationDateTime", seq)
     keys = ddb.get("Keys")
     if not isinstance(keys, Mapping):
@@ -130,7 +136,7 @@ def map_records(
     for record in records:
         try:
             changes.append(map_record(record, partition_key, sort_key, ttl_removes))
-        except (RecordError, DecodeError, ValueError) as e:
+        except Exception as e:  # a poison record must never fail the batch: it goes to the DLQ
             ddb = record.get("dynamodb") if isinstance(record, Mapping) else None
             seq = ddb.get("SequenceNumber") if isinstance(ddb, Mapping) else None
             poison.append(Poison(record, str(e), type(e).__name__, str(seq or "")))

@@ -52,6 +52,8 @@ def stream_version(approximate_creation_seconds: int) -> int:
 
 def export_version(export_time_seconds: float) -> int:
     """Version of an item read from an export taken at ``export_time_seconds``."""
+    if not export_time_seconds >= 1:
+        raise ValueError("export time must be a positive epoch time")
     return stream_version(math.floor(export_time_seconds)) - 1
 
 
@@ -62,7 +64,7 @@ def second_of(version: int) -> int:
 
 def sequence_rank(sequence_number: str) -> int:
     """A stream SequenceNumber as an exact integer (21 to 40 digits; compared exactly)."""
-    if not sequence_number.isdigit():
+    if not (sequence_number.isascii() and sequence_number.isdigit()):
         raise ValueError(f"SequenceNumber must be digits, got {sequence_number!r}")
     return int(sequence_number)
 
