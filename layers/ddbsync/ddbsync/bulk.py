@@ -9,13 +9,14 @@ with exactly one :class:`Outcome`.
 from __future__ import annotations
 
 import enum
-import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ddbsync.decode import dumps
+import orjson
+
+from ddbsync.decode import dumps_bytes
 from ddbsync.mapping import Change
 from ddbsync.transport import BulkItemResult, Transport, TransportError
 
@@ -72,7 +73,7 @@ class Write:
 
     target: str
     change: Change
-    source: str
+    source: bytes
     result: WriteResult | None = None
 
     def action(self) -> dict[str, object]:
@@ -86,7 +87,12 @@ class Write:
         }
 
     def lines(self) -> bytes:
-        return (json.dumps(self.action()) + "\n" + self.source + "\n").encode("utf-8")
+        return b'{"index":{"_index":%b,"_id":%b,"version":%d,"version_type":"external"}}\n%b\n' % (
+            orjson.dumps(self.target),
+            orjson.dumps(self.change.doc_id),
+            self.change.version,
+            self.source,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +118,7 @@ def make_writes(changes: Sequence[Change], targets: Sequence[str]) -> list[Write
     for change in changes:
         if change.op == "skip":
             continue
-        source = dumps(change.body)
+        source = dumps_bytes(change.body)
         writes.extend(Write(target, change, source) for target in targets)
     return writes
 
@@ -169,7 +175,7 @@ def send_writes(
     report = SendReport(writes)
     pending = []
     for write in writes:
-        size = len(write.source.encode("utf-8"))
+        size = len(write.source)
         if max_document_bytes is not None and size > max_document_bytes:
             reason = f"document is {size} bytes, over MAX_DOCUMENT_BYTES={max_document_bytes}"
             write.result = WriteResult(Outcome.POISON, None, "document_too_large", reason)

@@ -12,8 +12,9 @@ See docs/versioning.md.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
+
+import orjson
 
 from ddbsync.bulk import Deadline, Outcome, Write, WriteResult, classify_status
 from ddbsync.transport import StoredMeta, Transport, TransportError
@@ -41,7 +42,7 @@ def _cas_lines(write: Write, meta: StoredMeta) -> bytes:
             "if_primary_term": meta.primary_term,
         }
     }
-    return (json.dumps(action) + "\n" + write.source + "\n").encode("utf-8")
+    return orjson.dumps(action) + b"\n" + write.source + b"\n"
 
 
 def resolve_conflicts(writes: list[Write], transport: Transport, deadline: Deadline) -> list[Write]:

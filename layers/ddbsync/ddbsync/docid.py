@@ -22,6 +22,12 @@ MAX_ID_BYTES = 512
 
 def key_part(value: object, name: str) -> str:
     """Text of one key attribute (DynamoDB JSON ``{"S"|"N"|"B": ...}``) for a document id."""
+    if value.__class__ is dict and len(value) == 1:
+        text = value.get("S")
+        if text.__class__ is str:  # the common case, kept short
+            if "|" in text or "\\" in text:
+                return text.replace("\\", "\\\\").replace("|", "\\|")
+            return text
     if not isinstance(value, Mapping) or len(value) != 1:
         raise RecordError(f"key attribute {name!r} is not a DynamoDB-JSON value")
     ((tag, inner),) = value.items()

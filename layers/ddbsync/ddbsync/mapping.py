@@ -34,7 +34,7 @@ StreamRecord = Mapping[str, object]
 Op = Literal["index", "tombstone", "skip"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Change:
     """One document write derived from one or more stream records of the same key."""
 
@@ -80,10 +80,10 @@ def map_record(
     record: StreamRecord, partition_key: str, sort_key: str | None, ttl_removes: str = "delete"
 ) -> Change:
     """Map one Lambda DynamoDB-stream record; raise RecordError/DecodeError for a poison record."""
-    if not isinstance(record, Mapping):
+    if record.__class__ is not dict and not isinstance(record, Mapping):
         raise RecordError(f"record must be an object, got {type(record).__name__}")
     ddb = record.get("dynamodb")
-    if not isinstance(ddb, Mapping):
+    if ddb.__class__ is not dict and not isinstance(ddb, Mapping):
         raise RecordError("record has no 'dynamodb' object")
     seq = ddb.get("SequenceNumber")
     if not isinstance(seq, str) or not (seq.isascii() and seq.isdigit()):
@@ -97,7 +97,7 @@ def map_record(
     ):
         raise RecordError("record has no valid ApproximateCreationDateTime", seq)
     keys = ddb.get("Keys")
-    if not isinstance(keys, Mapping):
+    if keys.__class__ is not dict and not isinstance(keys, Mapping):
         raise RecordError("record has no Keys", seq)
     doc_id = document_id(keys, partition_key, sort_key)
     created_s = int(created)
@@ -106,7 +106,7 @@ def map_record(
     name = record.get("eventName")
     if name in ("INSERT", "MODIFY"):
         image = ddb.get("NewImage")
-        if not isinstance(image, Mapping):
+        if image.__class__ is not dict and not isinstance(image, Mapping):
             raise RecordError(
                 f"{name} record has no NewImage (the stream must use NEW_IMAGE or "
                 "NEW_AND_OLD_IMAGES)",

@@ -22,7 +22,7 @@ delete and a late stale write never depends on ``index.gc_deletes``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = [
     "SLOT_BITS",
@@ -69,8 +69,7 @@ def sequence_rank(sequence_number: str) -> int:
     return int(sequence_number)
 
 
-@dataclass(frozen=True, slots=True)
-class Ordering:
+class Ordering(NamedTuple):
     """Where a write sits in an item's history: its second, then its rank in that second."""
 
     second: int
