@@ -43,7 +43,7 @@ from moto import mock_aws
 
 from ddbsync.bulk import Write
 from ddbsync.config import Settings
-from ddbsync.decode import dumps
+from ddbsync.decode import dumps_bytes
 from ddbsync.index_admin import ensure_index
 from ddbsync.indexer import make_handler
 from ddbsync.mapping import map_record
@@ -132,7 +132,7 @@ class Bench:
     def run_raw(self) -> float:
         alias = self.fresh_alias()
         bodies = [
-            b"".join(Write(alias, c, dumps(c.body)).lines() for c in changes) for changes in self._changes
+            b"".join(Write(alias, c, dumps_bytes(c.body)).lines() for c in changes) for changes in self._changes
         ]
         errors = False
         start = time.perf_counter()

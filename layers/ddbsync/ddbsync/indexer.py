@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ddbsync.aws import sqs_client
-from ddbsync.bulk import Deadline, Outcome, SendReport, make_writes, send_writes
+from ddbsync.bulk import Deadline, Outcome, SendReport, Write, make_writes, send_writes
 from ddbsync.config import Settings
 from ddbsync.conflicts import resolve_conflicts
 from ddbsync.dlq import DeadLetter, send_dead_letters
 from ddbsync.errors import DeadLetterError, IndexAdminError
 from ddbsync.index_admin import ensure_index
-from ddbsync.mapping import Change, StreamRecord, collapse, map_records
+from ddbsync.mapping import Change, Poison, StreamRecord, collapse, map_records, materialize_newest
 from ddbsync.observability import logger, metrics, tracer
 from ddbsync.opensearch import build_client
 from ddbsync.transport import OpenSearchTransport, Transport
@@ -82,6 +82,26 @@ class StreamIndexer:
     def targets(self) -> list[str]:
         return [self.settings.index_alias]
 
+    def _send(self, writes: list[Write], deadline: Deadline) -> SendReport:
+        s = self.settings
+        return send_writes(
+            writes,
+            self.transport,
+            deadline,
+            max_bytes=s.bulk_max_bytes,
+            max_actions=s.bulk_max_actions,
+            retry_base_ms=s.retry_base_ms,
+            retry_max_ms=s.retry_max_ms,
+            resolve_conflicts=resolve_conflicts,
+            max_document_bytes=s.max_document_bytes,
+            sleep=self.sleep,
+        )
+
+    def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
+        """Decode the surviving changes (poison images go to ``poison``) and send them."""
+        ready = [c if c.op != "index" else materialize_newest(c, poison) for c in changes]
+        return self._send(make_writes([c for c in ready if c is not None], self.targets()), deadline)
+
     def process(self, records: Sequence[StreamRecord], remaining_ms: Callable[[], int]) -> BatchResult:
         result = BatchResult(received=len(records))
         if not records:
@@ -97,23 +117,13 @@ class StreamIndexer:
                 return result
 
         s = self.settings
-        changes, poison = map_records(records, s.partition_key, s.sort_key, s.ttl_removes)
+        # Cheap pass first (ids, versions), so only the change that survives collapse
+        # has its image decoded.
+        changes, poison = map_records(records, s.partition_key, s.sort_key, s.ttl_removes, decode=False)
         collapsed = collapse(changes)
         result.skipped = sum(len(c.sequence_numbers) for c in collapsed if c.op == "skip")
-        writes = make_writes(collapsed, self.targets())
         deadline = Deadline(remaining_ms, s.timeout_margin_ms)
-        report = send_writes(
-            writes,
-            self.transport,
-            deadline,
-            max_bytes=s.bulk_max_bytes,
-            max_actions=s.bulk_max_actions,
-            retry_base_ms=s.retry_base_ms,
-            retry_max_ms=s.retry_max_ms,
-            resolve_conflicts=resolve_conflicts,
-            max_document_bytes=s.max_document_bytes,
-            sleep=self.sleep,
-        )
+        report = self._send_changes(collapsed, poison, deadline)
         result.retries = report.retries
 
         letters = [

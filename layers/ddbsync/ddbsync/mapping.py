@@ -42,11 +42,16 @@ class Change:
     op: Op
     version: int
     ordering: Ordering
-    body: dict[str, JsonValue]
+    # None until materialize() decodes the new image (decoding is the costly part, so
+    # it is done only for the change that survives collapse).
+    body: dict[str, JsonValue] | None
     record: StreamRecord
     # Sequence numbers of every record folded into this change (for batchItemFailures).
     sequence_numbers: tuple[str, ...] = field(default=())
     created_seconds: int = 0
+    # Older changes of the same key in the batch, newest first: the fallback when this
+    # change's image turns out to be poison.
+    older: tuple[Change, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +82,18 @@ def _is_ttl_removal(record: StreamRecord) -> bool:
 
 
 def map_record(
-    record: StreamRecord, partition_key: str, sort_key: str | None, ttl_removes: str = "delete"
+    record: StreamRecord,
+    partition_key: str,
+    sort_key: str | None,
+    ttl_removes: str = "delete",
+    *,
+    decode: bool = True,
 ) -> Change:
-    """Map one Lambda DynamoDB-stream record; raise RecordError/DecodeError for a poison record."""
+    """Map one Lambda DynamoDB-stream record; raise RecordError/DecodeError for a poison record.
+
+    With ``decode=False`` only the cheap part is done (envelope, id, version) and
+    the new image is decoded later by :func:`materialize`.
+    """
     if record.__class__ is not dict and not isinstance(record, Mapping):
         raise RecordError(f"record must be an object, got {type(record).__name__}")
     ddb = record.get("dynamodb")
@@ -112,11 +126,10 @@ def map_record(
                 "NEW_AND_OLD_IMAGES)",
                 seq,
             )
-        body = decode_item(image)
-        if META_FIELD in body:
-            raise RecordError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync", seq)
-        body.update(_meta(seq, created_s, False, "stream"))
-        return Change(doc_id, "index", version, ordering, body, record, (seq,), created_s)
+        change = Change(doc_id, "index", version, ordering, None, record, (seq,), created_s)
+        if decode:
+            materialize(change)
+        return change
     if name == "REMOVE":
         op: Op = "skip" if ttl_removes == "keep" and _is_ttl_removal(record) else "tombstone"
         body = _meta(seq, created_s, True, "stream")
@@ -124,41 +137,94 @@ def map_record(
     raise RecordError(f"unknown eventName {name!r}", seq)
 
 
+def materialize(change: Change) -> None:
+    """Decode the change's new image into its body (no-op when already done or a tombstone)."""
+    if change.body is not None:
+        return
+    ddb = change.record["dynamodb"]
+    body = decode_item(ddb["NewImage"])  # type: ignore[index]
+    if META_FIELD in body:
+        raise RecordError(
+            f"item has an attribute named {META_FIELD!r}, reserved by ddbsync", change.sequence_numbers[0]
+        )
+    body.update(_meta(ddb["SequenceNumber"], change.created_seconds, False, "stream"))  # type: ignore[index]
+    change.body = body
+
+
+def poison_of(record: object, error: Exception) -> Poison:
+    """A Poison for a record that failed with ``error``."""
+    ddb = record.get("dynamodb") if isinstance(record, Mapping) else None
+    seq = ddb.get("SequenceNumber") if isinstance(ddb, Mapping) else None
+    return Poison(record, str(error), type(error).__name__, str(seq or ""))  # type: ignore[arg-type]
+
+
 def map_records(
     records: Iterable[StreamRecord],
     partition_key: str,
     sort_key: str | None,
     ttl_removes: str = "delete",
+    *,
+    decode: bool = True,
 ) -> tuple[list[Change], list[Poison]]:
     """Map a batch; poison records are returned apart, never raised."""
     changes: list[Change] = []
     poison: list[Poison] = []
     for record in records:
         try:
-            changes.append(map_record(record, partition_key, sort_key, ttl_removes))
+            changes.append(map_record(record, partition_key, sort_key, ttl_removes, decode=decode))
         except Exception as e:  # a poison record must never fail the batch: it goes to the DLQ
-            ddb = record.get("dynamodb") if isinstance(record, Mapping) else None
-            seq = ddb.get("SequenceNumber") if isinstance(ddb, Mapping) else None
-            poison.append(Poison(record, str(e), type(e).__name__, str(seq or "")))
+            poison.append(poison_of(record, e))
     return changes, poison
+
+
+def materialize_newest(change: Change, poison: list[Poison]) -> Change | None:
+    """The newest change of a key whose image decodes; the ones that do not become poison.
+
+    Returns None when every change of the key is poison. The result carries the
+    sequence numbers of every record folded into the key that is not poison.
+    """
+    dead: set[str] = set()
+    for candidate in (change, *change.older):
+        try:
+            materialize(candidate)
+        except Exception as e:  # poison: to the DLQ, and try the next older change
+            poison.append(poison_of(candidate.record, e))
+            dead.update(candidate.sequence_numbers)
+            continue
+        if candidate is change:
+            return change
+        alive = tuple(s for s in change.sequence_numbers if s not in dead)
+        return Change(
+            candidate.doc_id, candidate.op, candidate.version, candidate.ordering, candidate.body,
+            candidate.record, alive, candidate.created_seconds,
+        )
+    return None
 
 
 def collapse(changes: Sequence[Change]) -> list[Change]:
     """Keep the newest change per document id; remember every folded record's sequence number."""
-    newest: dict[str, Change] = {}
-    folded: dict[str, list[str]] = {}
+    by_key: dict[str, list[Change]] = {}
     for change in changes:
-        folded.setdefault(change.doc_id, []).extend(change.sequence_numbers)
-        current = newest.get(change.doc_id)
-        if current is None or change.ordering.newer_than(current.ordering):
-            newest[change.doc_id] = change
-    return [
-        Change(
-            c.doc_id, c.op, c.version, c.ordering, c.body, c.record,
-            tuple(folded[c.doc_id]), c.created_seconds,
+        group = by_key.get(change.doc_id)
+        if group is None:
+            by_key[change.doc_id] = [change]
+        else:
+            group.append(change)
+    out: list[Change] = []
+    for group in by_key.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        folded = tuple(s for g in group for s in g.sequence_numbers)  # in record order
+        newest_first = sorted(group, key=lambda c: c.ordering, reverse=True)
+        c = newest_first[0]
+        out.append(
+            Change(
+                c.doc_id, c.op, c.version, c.ordering, c.body, c.record,
+                folded, c.created_seconds, tuple(newest_first[1:]),
+            )
         )
-        for c in newest.values()
-    ]
+    return out
 
 
 def export_ordering(export_second: int) -> Ordering:

@@ -52,11 +52,12 @@ def plain_decimal_as_float(text: str) -> float | None:
     through a double (DBL_DIG), and DynamoDB trims leading and trailing zeros,
     so such a number written back by a JSON encoder has the same value and the
     same digits (a very small or large one may switch to exponent notation).
+    ``16.0`` is kept too: Python and orjson both write a float that way.
     """
     body = text[1:] if text[:1] == "-" else text
     if (
         len(body) <= 16
-        and body[-1:] != "0"
+        and (body[-1:] != "0" or body[-2:] == ".0")
         and body[:1] != "."
         and body[-1:] != "."
         and not (body[:1] == "0" and body[1:2] != ".")
