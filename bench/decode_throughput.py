@@ -33,7 +33,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from _common import alternate, machine, make_records, median
 from ddbsync.bulk import Write
-from ddbsync.decode import decode_item, dumps, dumps_bytes
+from ddbsync.decode import decode_item, dumps_bytes
 from ddbsync.mapping import map_record
 from ddbsync.versioning import stream_version
 

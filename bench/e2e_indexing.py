@@ -132,7 +132,8 @@ class Bench:
     def run_raw(self) -> float:
         alias = self.fresh_alias()
         bodies = [
-            b"".join(Write(alias, c, dumps_bytes(c.body)).lines() for c in changes) for changes in self._changes
+            b"".join(Write(alias, c, dumps_bytes(c.body)).lines() for c in changes)
+            for changes in self._changes
         ]
         errors = False
         start = time.perf_counter()

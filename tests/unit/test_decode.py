@@ -17,7 +17,6 @@ from ddbsync.errors import DecodeError, UnknownTypeTagError
 from tests.support import load_event
 
 
-
 def roundtrip(value: object) -> Any:
     """What OpenSearch would parse from the serialized document (numbers kept exact)."""
     return json.loads(dumps(value), parse_float=Decimal, parse_int=Decimal)
@@ -112,7 +111,7 @@ def test_integers_of_any_size_stay_exact_ints(n: int) -> None:
     assert not isinstance(value, bool)
     assert value == n
     assert json.loads(dumps(value)) == n
-    assert dumps({"n": value}) == '{"n":%d}' % n
+    assert dumps({"n": value}) == f'{{"n":{n}}}'
 
 
 @pytest.mark.parametrize(

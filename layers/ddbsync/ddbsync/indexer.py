@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ddbsync.aws import sqs_client
-from ddbsync.bulk import Deadline, Outcome, SendReport, Write, make_writes, send_writes
+from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes, send_writes
 from ddbsync.config import Settings
 from ddbsync.conflicts import resolve_conflicts
 from ddbsync.dlq import DeadLetter, send_dead_letters
@@ -125,7 +125,15 @@ class StreamIndexer:
         deadline = Deadline(remaining_ms, s.timeout_margin_ms)
         report = self._send_changes(collapsed, poison, deadline)
         result.retries = report.retries
+        self._account(result, report, poison)
+        created = [c.created_seconds for c in changes]
+        if created:
+            result.max_latency_ms = max(0.0, (self.clock() - min(created)) * 1000)
+        return result
 
+    def _account(self, result: BatchResult, report: SendReport, poison: list[Poison]) -> None:
+        """Count outcomes, dead-letter poison records, and collect what stays unhandled."""
+        s = self.settings
         letters = [
             DeadLetter(p.record, p.reason, p.error_type, p.sequence_number, p.doc_id)
             for p in poison
@@ -164,10 +172,6 @@ class StreamIndexer:
                     extra={"sequence_number": letter.sequence_number, "error_type": letter.error_type,
                            "status": letter.status},
                 )
-        created = [c.created_seconds for c in changes]
-        if created:
-            result.max_latency_ms = max(0.0, (self.clock() - min(created)) * 1000)
-        return result
 
 
 def _seq_of(record: StreamRecord) -> str:
@@ -183,7 +187,8 @@ def _per_change(
     rank = {Outcome.UNSENT: 3, Outcome.POISON: 2, Outcome.APPLIED: 1, Outcome.STALE: 0}
     worst: dict[int, tuple[Change, Outcome, int | None, str | None, str | None]] = {}
     for write in report.writes:
-        assert write.result is not None
+        if write.result is None:  # send_writes gives every write a result; be safe anyway
+            write.result = WriteResult(Outcome.UNSENT, None, "no_result", "no result recorded")
         key = id(write.change)
         current = worst.get(key)
         if current is None or rank[write.result.outcome] > rank[current[1]]:
