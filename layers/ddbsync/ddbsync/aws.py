@@ -8,9 +8,10 @@ import boto3
 from botocore.config import Config
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["sqs_client"]
+__all__ = ["sqs_client", "streams_client"]
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
@@ -18,3 +19,8 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeou
 def sqs_client(region: str | None = None) -> SQSClient:
     """An SQS client with bounded retries and timeouts."""
     return boto3.client("sqs", region_name=region, config=_CONFIG)
+
+
+def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
+    """A DynamoDB Streams client with bounded retries and timeouts."""
+    return boto3.client("dynamodbstreams", region_name=region, config=_CONFIG)

@@ -34,17 +34,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from opensearchpy import exceptions as os_exc
 
-from ddbsync.aws import sqs_client
+from ddbsync.aws import sqs_client, streams_client
 from ddbsync.config import Settings
 from ddbsync.errors import ConfigError
 from ddbsync.indexer import BatchResult, StreamIndexer
-from ddbsync.local.shapes import to_lambda_record
 from ddbsync.mapping import StreamRecord
 from ddbsync.opensearch import build_client
+from ddbsync.stream_range import RangeUnavailable, read_range
 from ddbsync.transport import OpenSearchTransport
 
 if TYPE_CHECKING:
@@ -70,7 +69,6 @@ EXIT_OK, EXIT_KEPT, EXIT_SETUP = 0, 1, 2
 # Time given to one indexer call; the indexer stops retrying before it runs out.
 _CALL_BUDGET_S = 60.0
 # GetRecords may answer empty pages before the end of an open shard (AWS docs); bound the wait.
-_MAX_EMPTY_PAGES = 10
 _STREAM_RETENTION_S = 24 * 3600
 _REASON_CHARS = 300
 
@@ -79,14 +77,6 @@ class Kind(enum.Enum):
     RECORD = "record-DLQ message"
     POINTER = "on-failure batch pointer"
     UNKNOWN = "unrecognised message"
-
-
-class RangeUnavailable(Exception):
-    """The stream no longer holds (all of) a batch pointer's range."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 @dataclass(slots=True)
@@ -269,9 +259,7 @@ def _handle(
     assert isinstance(info, Mapping)
     try:
         stream_arn = str(info["streamArn"])
-        streams = streams or boto3.client(
-            "dynamodbstreams", region_name=_region_of_arn(stream_arn) or region
-        )
+        streams = streams or streams_client(_region_of_arn(stream_arn) or region)
         records = read_range(
             streams, stream_arn, str(info["shardId"]),
             str(info["startSequenceNumber"]), str(info["endSequenceNumber"]),
@@ -353,57 +341,6 @@ class _HeldLetters:
         for entry in Entries:
             self.letters.append(json.loads(str(entry["MessageBody"])))
         return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
-
-
-# -- the stream -------------------------------------------------------------------------------
-
-
-def read_range(
-    streams: DynamoDBStreamsClient, stream_arn: str, shard_id: str, start: str, end: str
-) -> list[StreamRecord]:
-    """The records ``start..end`` (inclusive) of one shard, in the shape Lambda delivers.
-
-    Raises :class:`RangeUnavailable` when the stream no longer has the shard or the range's
-    first record (trimmed after 24 hours), or when the range cannot be read to its end.
-    """
-    first, last = int(start), int(end)
-    try:
-        iterator = streams.get_shard_iterator(
-            StreamArn=stream_arn, ShardId=shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber=start,
-        ).get("ShardIterator")  # fmt: skip
-        out: list[StreamRecord] = []
-        empty_pages = 0
-        while iterator:
-            page = streams.get_records(ShardIterator=iterator, Limit=1000)
-            raw = page.get("Records", [])
-            read_at = time.time()
-            for record in raw:
-                seq = int(record.get("dynamodb", {}).get("SequenceNumber", "0"))
-                if seq > last:
-                    return _checked(out, first, last)
-                out.append(cast(StreamRecord, to_lambda_record(record, stream_arn, read_at)))
-                if seq == last:
-                    return _checked(out, first, last)
-            empty_pages = 0 if raw else empty_pages + 1
-            if empty_pages >= _MAX_EMPTY_PAGES:
-                break
-            iterator = page.get("NextShardIterator")
-    except ClientError as e:
-        code = e.response.get("Error", {}).get("Code", "")
-        if code in ("TrimmedDataAccessException", "ResourceNotFoundException"):
-            raise RangeUnavailable(f"{code} on shard {shard_id}") from e
-        raise
-    return _checked(out, first, last)
-
-
-def _checked(records: list[StreamRecord], first: int, last: int) -> list[StreamRecord]:
-    seqs = [int(str(cast(Mapping[str, object], r["dynamodb"])["SequenceNumber"])) for r in records]
-    if not seqs or seqs[0] != first:
-        raise RangeUnavailable(f"its first record {first} is gone")
-    if seqs[-1] != last:
-        raise RangeUnavailable(f"it ends at {seqs[-1]}, before {last}")
-    return records
 
 
 # -- the queue --------------------------------------------------------------------------------
