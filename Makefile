@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 export PYTHONPATH := layers/ddbsync:.
+export SAM_CLI_TELEMETRY := 0
 
 .PHONY: help setup opensearch opensearch-stop demo test unit integration lint typecheck build bench clean
 
