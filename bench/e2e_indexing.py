@@ -40,6 +40,7 @@ os.environ.update(fake_aws_env())
 
 import boto3
 from moto import mock_aws
+from tests.support import OPENSEARCH_URL, base_env
 
 from ddbsync.bulk import Write
 from ddbsync.config import Settings
@@ -49,23 +50,6 @@ from ddbsync.indexer import make_handler
 from ddbsync.mapping import map_record
 
 TARGET = 0.8
-OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200").rstrip("/")
-
-
-def env_for(alias: str, dlq_url: str) -> dict[str, str]:
-    """As tests/conftest.base_env (not imported: conftest pulls in pytest)."""
-    return {
-        "OPENSEARCH_ENDPOINT": OPENSEARCH_URL,
-        "OPENSEARCH_SERVICE": "none",
-        "INDEX_ALIAS": alias,
-        "PARTITION_KEY": "pk",
-        "SORT_KEY": "sk",
-        "RECORD_DLQ_URL": dlq_url,
-        "AWS_REGION": "eu-west-1",
-        "RETRY_BASE_MS": "10",
-        "RETRY_MAX_MS": "200",
-        "TIMEOUT_MARGIN_MS": "1000",
-    }
 
 
 @contextlib.contextmanager
@@ -95,7 +79,7 @@ class Bench:
         self.dlq_url = dlq_url
         self.events = [{"Records": b} for b in batches(records, batch)]
         # The handler's own client serves the raw side too ("same client").
-        probe = make_handler(Settings.from_env(env_for("bench-probe", dlq_url)))
+        probe = make_handler(Settings.from_env(base_env("bench-probe", dlq_url)))
         self.client = probe.indexer.client  # type: ignore[attr-defined]
         self.settings = probe.indexer.settings  # type: ignore[attr-defined]
         self.aliases: list[str] = []
@@ -115,7 +99,7 @@ class Bench:
 
     def run_handler(self) -> float:
         alias = self.fresh_alias()
-        handler = make_handler(Settings.from_env(env_for(alias, self.dlq_url)))
+        handler = make_handler(Settings.from_env(base_env(alias, self.dlq_url)))
         ctx = FakeContext(remaining_ms=300_000)
         failures = 0
         with stdout_to_devnull():

@@ -17,7 +17,9 @@ os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ddbsync")
 os.environ.setdefault("POWERTOOLS_DEV", "false")
 
-OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200").rstrip("/")
+from tests.support import OPENSEARCH_URL, base_env
+
+__all__ = ["OPENSEARCH_URL", "base_env", "dlq_messages"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,23 +62,6 @@ def aws() -> Iterator[None]:
 @pytest.fixture
 def dlq_url(aws: None) -> str:
     return boto3.client("sqs", region_name="eu-west-1").create_queue(QueueName="record-dlq")["QueueUrl"]
-
-
-def base_env(alias: str, dlq_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        "OPENSEARCH_ENDPOINT": OPENSEARCH_URL,
-        "OPENSEARCH_SERVICE": "none",
-        "INDEX_ALIAS": alias,
-        "PARTITION_KEY": "pk",
-        "SORT_KEY": "sk",
-        "RECORD_DLQ_URL": dlq_url,
-        "AWS_REGION": "eu-west-1",
-        "RETRY_BASE_MS": "10",
-        "RETRY_MAX_MS": "200",
-        "TIMEOUT_MARGIN_MS": "1000",
-    }
-    env.update(extra)
-    return env
 
 
 def dlq_messages(url: str) -> list[dict[str, Any]]:

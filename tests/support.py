@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200").rstrip("/")
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/t/stream/2026-01-01T00:00:00.000"
 
@@ -117,3 +119,20 @@ class FakeContext:
         if self.deadline is not None:
             return max(0, int((self.deadline - time.monotonic()) * 1000))
         return self.remaining_ms
+
+
+def base_env(alias: str, dlq_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        "OPENSEARCH_ENDPOINT": OPENSEARCH_URL,
+        "OPENSEARCH_SERVICE": "none",
+        "INDEX_ALIAS": alias,
+        "PARTITION_KEY": "pk",
+        "SORT_KEY": "sk",
+        "RECORD_DLQ_URL": dlq_url,
+        "AWS_REGION": "eu-west-1",
+        "RETRY_BASE_MS": "10",
+        "RETRY_MAX_MS": "200",
+        "TIMEOUT_MARGIN_MS": "1000",
+    }
+    env.update(extra)
+    return env

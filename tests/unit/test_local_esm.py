@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from ddbsync.local import EsmConfig, EventSourceMapping, LocalContext, sqs_on_failure
+from ddbsync.local.demo import create_stream_table
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 TABLE = "esm-test"
@@ -53,20 +54,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def stream_arn(aws: None) -> str:
-    response = boto3.client("dynamodb").create_table(
-        TableName=TABLE,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
-    return response["TableDescription"]["LatestStreamArn"]
+    return create_stream_table(boto3.client("dynamodb"), TABLE)
 
 
 def put(n: int, **extra: Any) -> None:

@@ -22,7 +22,6 @@ the command exits 1. Nothing is ever lost by running it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import enum
 import json
 import logging
@@ -42,6 +41,7 @@ from ddbsync.config import Settings
 from ddbsync.errors import ConfigError
 from ddbsync.indexer import BatchResult, StreamIndexer
 from ddbsync.mapping import StreamRecord
+from ddbsync.observability import quiet_logs
 from ddbsync.opensearch import build_client
 from ddbsync.stream_range import RangeUnavailable, read_range
 from ddbsync.transport import OpenSearchTransport
@@ -128,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.visibility_timeout <= 43_200:
         print("ERROR: --visibility-timeout must be 0..43200 seconds")
         return EXIT_SETUP
-    with _quiet_logs(args.verbose):
+    with quiet_logs(args.verbose, logging.CRITICAL):
         return replay(
             queue_url,
             pointers_only=args.on_failure_queue is not None,
@@ -504,18 +504,3 @@ def _older_than_retention(iso: object) -> bool:
     return (datetime.now(UTC) - when).total_seconds() > _STREAM_RETENTION_S
 
 
-@contextlib.contextmanager
-def _quiet_logs(verbose: bool) -> Iterator[None]:
-    """Keep the indexer's JSON logs out of the replay's output unless ``--verbose``.
-
-    The per-record outcome is printed by replay itself; Powertools' Logger logs through the
-    stdlib logger named after its service.
-    """
-    logger = logging.getLogger("ddbsync")
-    level = logger.level
-    if not verbose:
-        logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -21,6 +20,7 @@ import boto3
 
 from ddbsync.local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from ddbsync.local.search import OpenSearchUnavailable, SearchHttp, opensearch_url
+from ddbsync.observability import quiet_logs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -92,7 +92,7 @@ def run_demo(
 def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: bool) -> int:
     _step(2, f"create table {TABLE} (pk, sk; stream NEW_AND_OLD_IMAGES) and SQS queues")
     ddb = boto3.client("dynamodb")
-    stream_arn = _create_table(ddb)
+    stream_arn = create_stream_table(ddb)
     sqs = boto3.client("sqs")
     dlq_url = sqs.create_queue(QueueName=f"{TABLE}-record-dlq")["QueueUrl"]
     on_failure_url = sqs.create_queue(QueueName=f"{TABLE}-on-failure")["QueueUrl"]
@@ -130,7 +130,7 @@ def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: boo
         esm = EventSourceMapping(
             stream_arn, handler, config, on_failure=sqs_on_failure(on_failure_url, sqs)
         )
-        with _handler_logs(verbose):
+        with quiet_logs(verbose):
             stats = esm.poll()
     print(f"   {stats.records_completed} records in {stats.invocations} invocations, "
           f"{stats.retries} retries, {stats.bisections} bisections, "
@@ -158,19 +158,6 @@ def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: boo
     return EXIT_MISMATCH if problems else EXIT_PASS
 
 
-@contextlib.contextmanager
-def _handler_logs(verbose: bool) -> Iterator[None]:
-    """Keep the handler's per-batch INFO logs out of the demo's output unless verbose."""
-    # Powertools' Logger(service="ddbsync") logs through the stdlib logger of that name; it sets
-    # the level when created, so this must run after the handler module is imported.
-    ddbsync_logger = logging.getLogger("ddbsync")
-    level = ddbsync_logger.level
-    if not verbose:
-        ddbsync_logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        ddbsync_logger.setLevel(level)
 
 
 def _step(number: int, text: str) -> None:
@@ -219,11 +206,12 @@ def _aws_backend() -> Iterator[None]:
         yield
 
 
-def _create_table(ddb: DynamoDBClient) -> str:
+def create_stream_table(ddb: DynamoDBClient, table: str = TABLE) -> str:
+    """Create a (pk, sk) table with a NEW_AND_OLD_IMAGES stream (dropping an old one); its stream ARN."""
     with contextlib.suppress(ddb.exceptions.ResourceNotFoundException):
-        ddb.delete_table(TableName=TABLE)  # left over on a moto_server from an earlier run
+        ddb.delete_table(TableName=table)  # left over on a moto_server from an earlier run
     response = ddb.create_table(
-        TableName=TABLE,
+        TableName=table,
         KeySchema=[
             {"AttributeName": "pk", "KeyType": "HASH"},
             {"AttributeName": "sk", "KeyType": "RANGE"},
