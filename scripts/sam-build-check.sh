@@ -71,6 +71,12 @@ case "$MODE" in
     # Every python3.13 / arm64 in the template is Runtime, CompatibleRuntimes,
     # BuildMethod, Architectures, CompatibleArchitectures or BuildArchitecture.
     sed -e 's/python3\.13/python3.11/g' -e 's/arm64/x86_64/g' "$ROOT/template.yaml" >"$TEMPLATE"
+    # amazon-ion pulls in numpy, whose newest releases have no cp311 wheels: build a copy
+    # of the layer whose requirements cap numpy for this stand-in runtime only.
+    mkdir -p "$WORK/layers"
+    cp -r "$ROOT/layers/ddbsync" "$WORK/layers/ddbsync"
+    printf '\n# override mode only (python3.11 stand-in)\nnumpy<2.3\n' >>"$WORK/layers/ddbsync/requirements.txt"
+    sed -i "s#ContentUri: layers/ddbsync/\?#ContentUri: $WORK/layers/ddbsync/#" "$TEMPLATE"
     ;;
   *) die "unknown DDBSYNC_BUILD_MODE=$MODE (auto|native|override)" ;;
 esac
@@ -102,12 +108,22 @@ for module in config.py errors.py; do
 done
 [[ -f "$LAYER/ddbsync/templates/index.json" ]] || die "layer is missing the index template"
 # One import package per requirement of layers/ddbsync/requirements.txt.
-for dep in aws_lambda_powertools opensearchpy requests_aws4auth aws_xray_sdk; do
+for dep in aws_lambda_powertools opensearchpy requests_aws4auth aws_xray_sdk orjson amazon; do
   [[ -d "$LAYER/$dep" ]] || die "layer is missing dependency $dep"
 done
 if [[ "$MODE" == native ]]; then
   # Native extensions must be for the Lambda target, not for this host.
-  bad="$(find "$LAYER" -name '*.so' ! -name '*aarch64*' ! -name '*.abi3.so' -print | head -n 5)"
+  # Read each ELF header's e_machine (183 = AArch64) rather than trusting file names.
+  bad="$(find "$LAYER" -name '*.so*' -type f -print0 | python3 -c '
+import struct, sys
+for path in sys.stdin.buffer.read().split(b"\0"):
+    if not path:
+        continue
+    with open(path, "rb") as f:
+        head = f.read(20)
+    if head[:4] == b"\x7fELF" and struct.unpack("<H", head[18:20])[0] != 183:
+        print(path.decode())
+' | head -n 5)"
   [[ -z "$bad" ]] || die "layer holds non-aarch64 extensions: $bad"
 fi
 

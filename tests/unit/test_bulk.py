@@ -209,13 +209,24 @@ def test_throttled_and_unavailable_items_are_retried_and_only_they_are_resent() 
     assert report.counts == {Outcome.APPLIED: 4}
 
 
-@pytest.mark.parametrize("status", [401, 403, 404, 500, 502, 504])
+@pytest.mark.parametrize("status", [401, 403, 500, 502, 504])
 def test_other_transient_item_statuses_are_retried(status: int) -> None:
     writes = make(1)
     transport = FakeTransport([[status]])
     send(writes, transport)
     assert len(transport.bodies) == 2
     assert outcomes(writes) == [Outcome.APPLIED]
+
+
+def test_a_missing_index_is_left_unsent_without_retrying_in_the_invocation() -> None:
+    # Retrying will not create the index (or a backfill's vanished next alias): the
+    # indexer decides, and Lambda redelivers if it matters.
+    writes = make(2)
+    transport = FakeTransport([[201, 404]])
+    report = send(writes, transport)
+    assert len(transport.bodies) == 1
+    assert outcomes(writes) == [Outcome.APPLIED, Outcome.UNSENT]
+    assert report.retries == 0
 
 
 def test_a_failed_request_without_a_status_is_retried_whole() -> None:

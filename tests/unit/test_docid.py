@@ -114,3 +114,11 @@ def test_a_missing_partition_key_is_a_record_error() -> None:
 def test_a_missing_sort_key_is_a_record_error() -> None:
     with pytest.raises(RecordError):
         document_id({"pk": {"S": "a"}}, "pk", "sk")
+
+
+def test_numeric_keys_with_up_to_38_digits_keep_every_digit_in_the_id() -> None:
+    # Found while building the backfill: Decimal.normalize() used to round to 28 digits,
+    # giving two different 37-digit keys one id.
+    a, b = "1234567890123456789012345678901234567", "1234567890123456789012345678901234568"
+    assert document_id({"pk": {"N": a}}, "pk", None) == a
+    assert document_id({"pk": {"N": a}}, "pk", None) != document_id({"pk": {"N": b}}, "pk", None)

@@ -111,15 +111,24 @@ def if_branches(value: Any) -> Iterator[Any]:
         yield value
 
 
+NO_VALUE = {"Ref": "AWS::NoValue"}
+
+
 def iam_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(owner, statement) for every identity-policy statement: function Policies and IAM resources."""
-    for name, res in of_type(resources, "AWS::Serverless::Function").items():
-        for policy in res["Properties"].get("Policies", []):
-            for document in if_branches(policy):
-                if isinstance(document, dict) and "Statement" in document:
-                    for statement in document["Statement"]:
-                        for branch in if_branches(statement):
-                            yield name, branch
+    """(owner, statement) for every identity-policy statement: SAM Policies and IAM resources.
+
+    SAM policy templates (SQSSendMessagePolicy, LambdaInvokePolicy ...) are not expanded;
+    an ``!If`` branch of ``AWS::NoValue`` is no statement.
+    """
+    for sam_type in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
+        for name, res in of_type(resources, sam_type).items():
+            for policy in res["Properties"].get("Policies", []):
+                for document in if_branches(policy):
+                    if isinstance(document, dict) and "Statement" in document:
+                        for statement in document["Statement"]:
+                            for branch in if_branches(statement):
+                                if branch != NO_VALUE:
+                                    yield name, branch
     for iam_type in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for name, res in of_type(resources, iam_type).items():
             props = res["Properties"]
@@ -300,6 +309,12 @@ ALARMS = {
     ),
     # Powertools EMF: namespace POWERTOOLS_METRICS_NAMESPACE, dimension service=POWERTOOLS_SERVICE_NAME.
     "PoisonRecordsAlarm": ("ddbsync", "PoisonRecords", "service", "ddbsync"),
+    "BackfillFailedAlarm": (
+        "AWS/States",
+        "ExecutionsFailed",
+        "StateMachineArn",
+        {"Ref": "BackfillStateMachine"},
+    ),
 }
 
 
@@ -370,30 +385,68 @@ def test_alarm_email_is_subscribed_only_when_set(template: dict[str, Any], resou
 # ---------------------------------------------------------------- permissions
 
 
+# The only wildcards allowed: HTTP paths under the OpenSearch domain, the exports of
+# the table, the export files under the bucket's exports/ prefix.
+ALLOWED_WILDCARDS = {
+    "${OpenSearchResourceArn}/*",
+    "${Table.Arn}/export/*",
+    "${ExistingTableArn}/export/*",
+    "${ExportBucket.Arn}/exports/*",
+}
+# Vended-log delivery actions have no resource-level permissions (Step Functions
+# developer guide, "Logging using CloudWatch Logs"): the one statement on "*".
+LOG_DELIVERY_ACTIONS = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
 def test_no_iam_statement_grants_every_resource(resources: dict[str, Any]) -> None:
     statements = list(iam_statements(resources))
     assert statements
     for owner, statement in statements:
-        for resource in as_list(statement["Resource"]):
+        if statement.get("Sid") == "DeliverExecutionLogs":
+            assert owner == "BackfillStateMachine"
+            assert set(statement["Action"]) == LOG_DELIVERY_ACTIONS
+            continue
+        for resource in if_branches(statement["Resource"]):
             assert resource != "*", f"{owner}: {statement}"
             if isinstance(resource, str):
                 assert "*" not in resource, f"{owner}: {statement}"
             elif "Fn::Sub" in resource:
-                # The only wildcard allowed: HTTP paths under the OpenSearch domain.
-                assert "*" not in resource["Fn::Sub"] or resource == {"Fn::Sub": "${OpenSearchResourceArn}/*"}
+                assert "*" not in resource["Fn::Sub"] or resource["Fn::Sub"] in ALLOWED_WILDCARDS, resource
         for action in as_list(statement["Action"]):
             assert action != "*" and not action.endswith(":*"), f"{owner}: {statement}"
 
 
-def test_opensearch_access_follows_the_service(resources: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("owner", "es_actions"),
+    [
+        ("StreamIndexerFunction", {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpGet", "es:ESHttpHead"}),
+        # The backfill also deletes: the old index after the swap, the new one on abort.
+        (
+            "BackfillFunction",
+            {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpGet", "es:ESHttpHead", "es:ESHttpDelete"},
+        ),
+    ],
+)
+def test_opensearch_access_follows_the_service(
+    resources: dict[str, Any], owner: str, es_actions: set[str]
+) -> None:
     grants = {
         statement["Sid"]: statement
-        for _, statement in iam_statements(resources)
-        if statement.get("Sid", "").startswith("OpenSearch")
+        for name, statement in iam_statements(resources)
+        if name == owner and statement.get("Sid", "").startswith("OpenSearch")
     }
     assert set(grants) == {"OpenSearchDomainHttp", "OpenSearchServerlessData"}
     es = grants["OpenSearchDomainHttp"]
-    assert set(es["Action"]) == {"es:ESHttpPost", "es:ESHttpPut", "es:ESHttpGet", "es:ESHttpHead"}
+    assert set(es["Action"]) == es_actions
     assert es["Resource"] == {"Fn::Sub": "${OpenSearchResourceArn}/*"}
     aoss = grants["OpenSearchServerlessData"]
     assert aoss["Action"] == "aoss:APIAccessAll"
@@ -430,6 +483,7 @@ SETTINGS_VARIABLES = {
     "BULK_MAX_BYTES",
     "TIMEOUT_MARGIN_MS",
     "MANAGE_INDEX",
+    "NEXT_ALIAS_CHECK_SECONDS",
 }
 POWERTOOLS_VARIABLES = {
     "POWERTOOLS_SERVICE_NAME": "ddbsync",
@@ -492,6 +546,247 @@ def test_outputs_cover_what_operators_and_tests_look_up(template: dict[str, Any]
         "AlarmTopicArn",
         "DdbsyncLayerArn",
     } <= set(template["Outputs"])
+
+
+# ---------------------------------------------------------------- backfill
+
+
+@pytest.fixture(scope="module")
+def backfill(resources: dict[str, Any]) -> dict[str, Any]:
+    assert resources["BackfillFunction"]["Type"] == "AWS::Serverless::Function"
+    props = resources["BackfillFunction"]["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+@pytest.fixture(scope="module")
+def backfill_grants(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The backfill function's own statements by Sid (both branches of an !If)."""
+    grants: dict[str, dict[str, Any]] = {}
+    for owner, statement in iam_statements(resources):
+        if owner == "BackfillFunction":
+            assert statement["Sid"] not in grants or statement["Sid"].startswith("OpenSearch")
+            grants[statement["Sid"]] = statement
+    return grants
+
+
+@pytest.fixture(scope="module")
+def bucket(resources: dict[str, Any]) -> dict[str, Any]:
+    assert resources["ExportBucket"]["Type"] == "AWS::S3::Bucket"
+    props = resources["ExportBucket"]["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+@pytest.fixture(scope="module")
+def state_machine(resources: dict[str, Any]) -> dict[str, Any]:
+    assert resources["BackfillStateMachine"]["Type"] == "AWS::Serverless::StateMachine"
+    props = resources["BackfillStateMachine"]["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+TABLE_ARN = {"Fn::If": ["CreateTable", {"Fn::GetAtt": ["Table", "Arn"]}, {"Ref": "ExistingTableArn"}]}
+
+
+def test_backfill_function_is_the_thin_handler_with_a_long_timeout(
+    template: dict[str, Any], resources: dict[str, Any], backfill: dict[str, Any]
+) -> None:
+    assert backfill["CodeUri"] == "functions/backfill/"
+    assert backfill["Handler"] == "app.handler"
+    app = (ROOT / backfill["CodeUri"] / "app.py").read_text(encoding="utf-8")
+    assert "from ddbsync.backfill import handler" in app
+    assert backfill["Layers"] == [{"Ref": "DdbsyncLayer"}]
+    assert function_setting(template, backfill, "Runtime") == "python3.13"
+    assert function_setting(template, backfill, "Architectures") == ["arm64"]
+    assert function_setting(template, backfill, "Tracing") == "Active"
+    assert (backfill["Timeout"], backfill["MemorySize"]) == (900, 1024)
+    assert backfill["LoggingConfig"]["LogGroup"] == {"Ref": "BackfillLogGroup"}
+    group = resources["BackfillLogGroup"]["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert group["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-backfill"}
+
+
+def test_backfill_environment_matches_the_indexer_and_the_contract(
+    template: dict[str, Any], function: dict[str, Any], backfill: dict[str, Any]
+) -> None:
+    indexer = function["Environment"]["Variables"]
+    env = backfill["Environment"]["Variables"]
+    for name in ("OPENSEARCH_ENDPOINT", "OPENSEARCH_SERVICE", "INDEX_ALIAS", "PARTITION_KEY", "SORT_KEY"):
+        assert env[name] == indexer[name], name
+    assert env["TABLE_ARN"] == TABLE_ARN
+    assert env["EXPORT_BUCKET"] == {"Ref": "ExportBucket"}
+    assert env["EXPORT_KMS_KEY_ID"] == {"Ref": "ExportKmsKeyId"}
+    export_format = parameter(template, env["EXPORT_FORMAT"])
+    assert (export_format["AllowedValues"], export_format["Default"]) == (
+        ["DYNAMODB_JSON", "ION"],
+        "DYNAMODB_JSON",
+    )
+    keep = parameter(template, env["KEEP_OLD_INDEX"])
+    assert (keep["AllowedValues"], keep["Default"]) == (["false", "true"], "false")
+    assert parameter(template, {"Ref": "ExportKmsKeyId"})["Default"] == ""
+    # Every change after the export time must reach the new index through <alias>-next.
+    assert int(env["DUAL_WRITE_WAIT_SECONDS"]) == 65
+    assert int(env["DUAL_WRITE_WAIT_SECONDS"]) > int(indexer["NEXT_ALIAS_CHECK_SECONDS"]) == 30
+
+
+def test_existing_table_arn_is_required_with_an_existing_stream(template: dict[str, Any]) -> None:
+    param = template["Parameters"]["ExistingTableArn"]
+    assert param["Default"] == ""
+    assert "/stream/" not in param["AllowedPattern"]
+    (rule,) = template["Rules"].values()
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExistingTableStreamArn"}, ""]}]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ExistingTableArn"}, ""]}]}
+
+
+def test_export_bucket_is_encrypted_with_the_given_key_or_aes256(bucket: dict[str, Any]) -> None:
+    (rule,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["BucketKeyEnabled"] is True
+    condition, with_key, without_key = rule["ServerSideEncryptionByDefault"]["Fn::If"]
+    assert condition == "HasExportKmsKey"
+    assert with_key == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Ref": "ExportKmsKeyId"}}
+    assert without_key == {"SSEAlgorithm": "AES256"}
+
+
+def test_export_bucket_is_private_and_owner_enforced(bucket: dict[str, Any]) -> None:
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+
+
+def test_export_bucket_denies_access_without_tls(resources: dict[str, Any]) -> None:
+    denials = [
+        statement
+        for policy in of_type(resources, "AWS::S3::BucketPolicy").values()
+        if policy["Properties"]["Bucket"] == {"Ref": "ExportBucket"}
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny"
+        and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert len(denials) == 1
+    assert denials[0]["Principal"] == "*"
+    assert denials[0]["Action"] == "s3:*"
+    assert denials[0]["Resource"] == [
+        {"Fn::GetAtt": ["ExportBucket", "Arn"]},
+        {"Fn::Sub": "${ExportBucket.Arn}/*"},
+    ]
+
+
+def test_export_bucket_expires_old_exports(template: dict[str, Any], bucket: dict[str, Any]) -> None:
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert parameter(template, rule["ExpirationInDays"])["Default"] == 14
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_backfill_may_export_the_table_and_describe_only_its_exports(
+    backfill_grants: dict[str, dict[str, Any]],
+) -> None:
+    assert backfill_grants["ExportTable"]["Action"] == "dynamodb:ExportTableToPointInTime"
+    assert backfill_grants["ExportTable"]["Resource"] == TABLE_ARN
+    describe = backfill_grants["DescribeTableExports"]
+    assert describe["Action"] == "dynamodb:DescribeExport"
+    assert describe["Resource"] == {
+        "Fn::If": [
+            "CreateTable",
+            {"Fn::Sub": "${Table.Arn}/export/*"},
+            {"Fn::Sub": "${ExistingTableArn}/export/*"},
+        ]
+    }
+    dynamodb_actions = {
+        action
+        for statement in backfill_grants.values()
+        for action in as_list(statement["Action"])
+        if action.startswith("dynamodb:")
+    }
+    assert dynamodb_actions == {"dynamodb:ExportTableToPointInTime", "dynamodb:DescribeExport"}
+
+
+def test_backfill_s3_access_is_the_export_prefix_of_the_export_bucket(
+    backfill: dict[str, Any], backfill_grants: dict[str, dict[str, Any]]
+) -> None:
+    objects = {"Fn::Sub": "${ExportBucket.Arn}/exports/*"}
+    assert backfill["Environment"]["Variables"]["EXPORT_PREFIX"] == "exports"
+    # DynamoDB writes the export with the caller's permissions ("Requesting a table export in DynamoDB").
+    write = backfill_grants["WriteExportFiles"]
+    assert set(write["Action"]) == {"s3:AbortMultipartUpload", "s3:PutObject", "s3:PutObjectAcl"}
+    assert write["Resource"] == objects
+    assert backfill_grants["ReadExportFiles"]["Action"] == "s3:GetObject"
+    assert backfill_grants["ReadExportFiles"]["Resource"] == objects
+    assert backfill_grants["ListExportBucket"]["Action"] == "s3:ListBucket"
+    assert backfill_grants["ListExportBucket"]["Resource"] == {"Fn::GetAtt": ["ExportBucket", "Arn"]}
+    s3_actions = {
+        action
+        for statement in backfill_grants.values()
+        for action in as_list(statement["Action"])
+        if action.startswith("s3:")
+    }
+    assert s3_actions == {
+        "s3:AbortMultipartUpload",
+        "s3:PutObject",
+        "s3:PutObjectAcl",
+        "s3:GetObject",
+        "s3:ListBucket",
+    }
+
+
+def test_backfill_uses_the_kms_key_only_when_one_is_given(backfill: dict[str, Any]) -> None:
+    kms = [
+        statement
+        for document in backfill["Policies"]
+        for statement in document.get("Statement", [])
+        if isinstance(statement, dict)
+        and "Fn::If" in statement
+        and statement["Fn::If"][0] == "HasExportKmsKey"
+    ]
+    (statement,) = kms
+    _, grant, otherwise = statement["Fn::If"]
+    assert otherwise == NO_VALUE
+    assert set(grant["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert grant["Resource"] == {"Ref": "ExportKmsKeyId"}
+
+
+def test_state_machine_runs_the_backfill_definition_with_its_substitutions(
+    template: dict[str, Any], state_machine: dict[str, Any]
+) -> None:
+    assert state_machine["Type"] == "STANDARD"
+    assert state_machine["DefinitionUri"] == "statemachine/backfill.asl.json"
+    assert (ROOT / state_machine["DefinitionUri"]).is_file()
+    assert state_machine["DefinitionSubstitutions"] == {
+        "BackfillFunctionArn": {"Fn::GetAtt": ["BackfillFunction", "Arn"]},
+        "MapConcurrency": {"Ref": "BackfillMapConcurrency"},
+    }
+    concurrency = template["Parameters"]["BackfillMapConcurrency"]
+    assert (concurrency["Type"], concurrency["Default"], concurrency["MinValue"]) == ("Number", 4, 1)
+    assert state_machine["Policies"][0] == {
+        "LambdaInvokePolicy": {"FunctionName": {"Ref": "BackfillFunction"}}
+    }
+
+
+def test_state_machine_logs_errors_without_execution_data_and_traces(
+    resources: dict[str, Any], state_machine: dict[str, Any]
+) -> None:
+    logging = state_machine["Logging"]
+    assert logging["Level"] == "ERROR"
+    assert logging["IncludeExecutionData"] is False
+    assert logging["Destinations"] == [
+        {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": ["BackfillStateMachineLogGroup", "Arn"]}}}
+    ]
+    group = resources["BackfillStateMachineLogGroup"]["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert group["LogGroupName"]["Fn::Sub"].startswith("/aws/vendedlogs/states/")
+    assert state_machine["Tracing"] == {"Enabled": True}
+
+
+def test_backfill_outputs_name_the_state_machine_function_and_bucket(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["BackfillStateMachineArn"]["Value"] == {"Ref": "BackfillStateMachine"}
+    assert outputs["BackfillFunctionName"]["Value"] == {"Ref": "BackfillFunction"}
+    assert outputs["ExportBucketName"]["Value"] == {"Ref": "ExportBucket"}
 
 
 # ---------------------------------------------------------------- samconfig.toml

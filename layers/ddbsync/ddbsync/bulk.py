@@ -32,6 +32,9 @@ __all__ = [
 
 # Statuses that say the *document* is bad: retrying cannot help, so it goes to the DLQ.
 _POISON_STATUSES = frozenset({400, 413, 422})
+# The target index or alias does not exist: not the record's fault, and retrying within
+# this invocation will not create it. Left unsent at once (the indexer decides).
+_NO_RETRY_STATUSES = frozenset({404})
 
 
 class Outcome(enum.Enum):
@@ -241,6 +244,7 @@ def _apply_results(
         outcome = classify_status(item.status)
         if outcome is None:
             write.result = WriteResult(Outcome.UNSENT, item.status, item.error_type, item.reason)
-            retry.append(write)
+            if item.status not in _NO_RETRY_STATUSES:
+                retry.append(write)
         else:
             write.result = WriteResult(outcome, item.status, item.error_type, item.reason)

@@ -32,7 +32,8 @@ class Settings:
     (required for es/aoss), ``INDEX_ALIAS``, ``PARTITION_KEY``, ``SORT_KEY``,
     ``RECORD_DLQ_URL``, ``TTL_REMOVES`` (delete|keep), ``BULK_MAX_BYTES``,
     ``BULK_MAX_ACTIONS``, ``MAX_DOCUMENT_BYTES``, ``TIMEOUT_MARGIN_MS``, ``RETRY_BASE_MS``,
-    ``RETRY_MAX_MS``, ``INDEX_TEMPLATE``, ``MANAGE_INDEX`` (true|false).
+    ``RETRY_MAX_MS``, ``INDEX_TEMPLATE``, ``MANAGE_INDEX`` (true|false),
+    ``NEXT_ALIAS_CHECK_SECONDS`` (how stale the backfill dual-write check may be).
     """
 
     endpoint: str
@@ -51,9 +52,10 @@ class Settings:
     retry_max_ms: int = 20_000
     index_template: Path = DEFAULT_INDEX_TEMPLATE
     manage_index: bool = True
+    next_alias_check_seconds: int = 30
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, require_dlq: bool = True) -> Settings:
         """Build settings from ``env`` (default ``os.environ``); raise ConfigError listing all problems."""
         env = os.environ if env is None else env
         problems: list[str] = []
@@ -109,7 +111,7 @@ class Settings:
             problems.append(f"INDEX_ALIAS {alias!r} is not a valid OpenSearch index name")
         partition_key = required("PARTITION_KEY")
         sort_key = env.get("SORT_KEY", "").strip() or None
-        dlq = required("RECORD_DLQ_URL")
+        dlq = required("RECORD_DLQ_URL") if require_dlq else env.get("RECORD_DLQ_URL", "").strip()
         ttl = choice("TTL_REMOVES", _TTL_MODES, "delete")
         max_bytes = integer("BULK_MAX_BYTES", 5 * 1024 * 1024, 64 * 1024, 100 * 1024 * 1024)
         max_actions = integer("BULK_MAX_ACTIONS", 1000, 1, 10_000)
@@ -123,6 +125,7 @@ class Settings:
         if not template.is_file():
             problems.append(f"INDEX_TEMPLATE {str(template)!r} is not a readable file")
         manage = choice("MANAGE_INDEX", ("true", "false"), "true") == "true"
+        next_check = integer("NEXT_ALIAS_CHECK_SECONDS", 30, 0, 3600)
 
         if problems:
             raise ConfigError(problems)
@@ -143,4 +146,5 @@ class Settings:
             retry_max_ms=cap,
             index_template=template,
             manage_index=manage,
+            next_alias_check_seconds=next_check,
         )

@@ -8,7 +8,9 @@
     │   └── UnknownTypeTagError  a type tag outside S N B BOOL NULL M L SS NS BS
     ├── RecordError              a stream record that cannot be mapped to an action
     ├── IndexAdminError          the index or alias cannot be created or updated
-    └── DeadLetterError          the record DLQ refused or could not be reached
+    ├── DeadLetterError          the record DLQ refused or could not be reached
+    ├── ExportFormatError        an export data file that cannot be read (file key and line)
+    └── ManifestError            an export manifest that is missing or malformed (object key)
 
 Errors carry context as attributes; code never branches on message text.
 """
@@ -20,7 +22,9 @@ __all__ = [
     "DdbsyncError",
     "DeadLetterError",
     "DecodeError",
+    "ExportFormatError",
     "IndexAdminError",
+    "ManifestError",
     "RecordError",
     "UnknownTypeTagError",
 ]
@@ -81,3 +85,26 @@ class DeadLetterError(DdbsyncError):
         self.reason = reason
         self.failed_ids = list(failed_ids or [])
         super().__init__(reason)
+
+
+class ExportFormatError(DdbsyncError):
+    """An export data file cannot be read: corrupt gzip, bad line, unknown Ion type.
+
+    ``key`` is the S3 object key of the data file, ``line`` the 1-based line number
+    (the line being read when the gzip stream itself broke).
+    """
+
+    def __init__(self, key: str, line: int, reason: str) -> None:
+        self.key = key
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{key} line {line}: {reason}")
+
+
+class ManifestError(DdbsyncError):
+    """An export manifest is missing, is not valid JSON, or lacks a required field."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        self.key = key
+        self.reason = reason
+        super().__init__(f"{key}: {reason}" if key else reason)

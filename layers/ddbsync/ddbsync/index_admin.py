@@ -18,7 +18,16 @@ from opensearchpy import exceptions as os_exc
 from ddbsync.errors import IndexAdminError
 from ddbsync.mapping import META_FIELD
 
-__all__ = ["META_MAPPING", "ensure_index", "load_template", "tombstone_filter"]
+__all__ = [
+    "META_MAPPING",
+    "abort_backfill",
+    "create_backfill_index",
+    "ensure_index",
+    "finalize_backfill",
+    "load_template",
+    "next_alias_name",
+    "tombstone_filter",
+]
 
 META_MAPPING: dict[str, object] = {
     "properties": {
@@ -97,3 +106,120 @@ def _write_index(client: OpenSearch, alias: str) -> str:
         if body.get("aliases", {}).get(alias, {}).get("is_write_index"):
             return str(index)
     raise IndexAdminError(f"alias {alias!r} points at {len(indices)} indices and none is the write index")
+
+
+# -- backfill: a new index beside the live one, then an atomic swap ---------------------------
+
+
+def next_alias_name(alias: str) -> str:
+    """The alias the stream indexer also writes to while a backfill runs."""
+    return f"{alias}-next"
+
+
+def _indices_of(client: OpenSearch, alias: str) -> list[str]:
+    if not client.indices.exists_alias(name=alias):
+        return []
+    return sorted(str(i) for i in client.indices.get_alias(name=alias))
+
+
+def create_backfill_index(
+    client: OpenSearch, alias: str, template_path: Path, stamp: str
+) -> dict[str, object]:
+    """Create ``<alias>-<stamp>`` for a backfill and point ``<alias>-next`` at it.
+
+    Backfill-friendly settings (no replicas, no refresh) until :func:`finalize_backfill`.
+    The live alias is not touched. Fails when a backfill already holds the next alias.
+    """
+    next_alias = next_alias_name(alias)
+    try:
+        held = _indices_of(client, next_alias)
+        if held:
+            raise IndexAdminError(
+                f"a backfill is already running: {next_alias} points at {', '.join(held)}; "
+                "let it finish or abort it first"
+            )
+        template = load_template(template_path)
+        settings = copy.deepcopy(template.get("settings") or {})
+        index_settings = settings.setdefault("index", {}) if isinstance(settings, dict) else {}
+        index_settings["number_of_replicas"] = 0
+        index_settings["refresh_interval"] = "-1"
+        new_index = f"{alias}-{stamp}"
+        body = {
+            "settings": settings,
+            "mappings": template["mappings"],
+            "aliases": {next_alias: {"is_write_index": True}},
+        }
+        client.indices.create(index=new_index, body=body)
+        live = _indices_of(client, alias)
+        return {"new_index": new_index, "next_alias": next_alias, "live_index": live[0] if live else None}
+    except os_exc.ConnectionError as e:
+        raise IndexAdminError(f"cannot reach OpenSearch to prepare the backfill: {e.error}") from e
+    except os_exc.TransportError as e:
+        raise IndexAdminError(f"cannot create the backfill index: {e.error} {e.info}", _status(e)) from e
+
+
+def finalize_backfill(
+    client: OpenSearch,
+    alias: str,
+    new_index: str,
+    expected_min_docs: int,
+    template_path: Path,
+    *,
+    keep_old: bool = False,
+) -> dict[str, object]:
+    """Restore settings, check the count, swap ``alias`` to ``new_index`` in one call.
+
+    Every export item leaves a document in the new index (stream changes replace
+    documents or turn them into tombstones, never remove them), so fewer documents
+    than the export's item count means items were lost: fail loudly, swap nothing.
+    """
+    next_alias = next_alias_name(alias)
+    template = load_template(template_path)
+    wanted = (template.get("settings") or {}) if isinstance(template.get("settings"), dict) else {}
+    index_wanted = wanted.get("index", wanted) if isinstance(wanted, dict) else {}
+    restore = {
+        "index": {
+            "number_of_replicas": index_wanted.get("number_of_replicas", 1),
+            "refresh_interval": index_wanted.get("refresh_interval", "1s"),
+        }
+    }
+    try:
+        client.indices.put_settings(index=new_index, body=restore)
+        client.indices.refresh(index=new_index)
+        count = int(client.count(index=new_index)["count"])
+        if count < expected_min_docs:
+            raise IndexAdminError(
+                f"backfill shortfall: {new_index} holds {count} documents but the export has "
+                f"{expected_min_docs} items; the live alias was not swapped"
+            )
+        old = [i for i in _indices_of(client, alias) if i != new_index]
+        actions: list[dict[str, object]] = [{"remove": {"index": i, "alias": alias}} for i in old]
+        add = {"index": new_index, "alias": alias, "is_write_index": True, "filter": tombstone_filter()}
+        actions.append({"add": add})
+        if new_index in _indices_of(client, next_alias):
+            actions.append({"remove": {"index": new_index, "alias": next_alias}})
+        client.indices.update_aliases(body={"actions": actions})
+        if not keep_old:
+            for index in old:
+                client.indices.delete(index=index)
+        return {"swapped": True, "doc_count": count, "old_indices": old, "old_deleted": not keep_old}
+    except os_exc.ConnectionError as e:
+        raise IndexAdminError(f"cannot reach OpenSearch to finalize the backfill: {e.error}") from e
+    except os_exc.TransportError as e:
+        raise IndexAdminError(f"cannot finalize the backfill: {e.error} {e.info}", _status(e)) from e
+
+
+def abort_backfill(client: OpenSearch, alias: str, new_index: str | None) -> None:
+    """Drop the next alias and the new index; the live alias never moved."""
+    next_alias = next_alias_name(alias)
+    try:
+        if new_index and client.indices.exists(index=new_index):
+            if alias in client.indices.get_alias(index=new_index).get(new_index, {}).get("aliases", {}):
+                raise IndexAdminError(f"{new_index} already serves {alias}: refusing to delete it")
+            client.indices.delete(index=new_index)
+        elif client.indices.exists_alias(name=next_alias):
+            client.indices.delete_alias(index="_all", name=next_alias)
+    except os_exc.ConnectionError as e:
+        raise IndexAdminError(f"cannot reach OpenSearch to abort the backfill: {e.error}") from e
+    except os_exc.TransportError as e:
+        raise IndexAdminError(f"cannot abort the backfill: {e.error} {e.info}", _status(e)) from e

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
+from opensearchpy import exceptions as os_exc
 
 from ddbsync.aws import sqs_client
 from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes, send_writes
@@ -22,7 +23,7 @@ from ddbsync.config import Settings
 from ddbsync.conflicts import resolve_conflicts
 from ddbsync.dlq import DeadLetter, send_dead_letters
 from ddbsync.errors import DeadLetterError, IndexAdminError
-from ddbsync.index_admin import ensure_index
+from ddbsync.index_admin import ensure_index, next_alias_name
 from ddbsync.mapping import Change, Poison, StreamRecord, collapse, map_records, materialize_newest
 from ddbsync.observability import logger, metrics, tracer
 from ddbsync.opensearch import build_client
@@ -78,9 +79,37 @@ class StreamIndexer:
         self.sleep = sleep
         self.clock = clock
         self._index_ready = not settings.manage_index or client is None
+        self.monotonic = time.monotonic
+        self._next_alias = next_alias_name(settings.index_alias)
+        self._next_exists = False
+        self._next_checked_at = float("-inf")
 
     def targets(self) -> list[str]:
-        return [self.settings.index_alias]
+        """The live alias, plus the backfill's next alias while it exists (DESIGN.md)."""
+        alias = self.settings.index_alias
+        return [alias, self._next_alias] if self._next_alias_exists() else [alias]
+
+    def _next_alias_exists(self, *, force: bool = False) -> bool:
+        if self.client is None:
+            return False
+        now = self.monotonic()
+        if force or now - self._next_checked_at >= self.settings.next_alias_check_seconds:
+            try:
+                self._next_exists = bool(self.client.indices.exists_alias(name=self._next_alias))
+                self._next_checked_at = now
+            except os_exc.TransportError as e:  # keep the last answer; the bulk will tell
+                logger.warning("cannot check the backfill alias", extra={"reason": str(e.error)})
+        return self._next_exists
+
+    def _drop_writes_to_a_finished_backfill(self, report: SendReport) -> None:
+        """A backfill that finished removes the next alias: writes to it are moot, not failures."""
+        missing = [
+            w for w in report.writes
+            if w.target == self._next_alias and w.result is not None and w.result.status == 404
+        ]
+        if missing and not self._next_alias_exists(force=True):
+            gone = {id(w) for w in missing}
+            report.writes = [w for w in report.writes if id(w) not in gone]
 
     def _send(self, writes: list[Write], deadline: Deadline) -> SendReport:
         s = self.settings
@@ -100,7 +129,9 @@ class StreamIndexer:
     def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
         """Decode the surviving changes (poison images go to ``poison``) and send them."""
         ready = [c if c.op != "index" else materialize_newest(c, poison) for c in changes]
-        return self._send(make_writes([c for c in ready if c is not None], self.targets()), deadline)
+        report = self._send(make_writes([c for c in ready if c is not None], self.targets()), deadline)
+        self._drop_writes_to_a_finished_backfill(report)
+        return report
 
     def process(self, records: Sequence[StreamRecord], remaining_ms: Callable[[], int]) -> BatchResult:
         result = BatchResult(received=len(records))

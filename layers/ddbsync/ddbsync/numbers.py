@@ -8,7 +8,7 @@ types, which :func:`ddbsync.decode.dumps` writes out verbatim.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from ddbsync.errors import DecodeError
 
@@ -82,4 +82,8 @@ def canonical_number(text: str) -> str:
         raise DecodeError(f"invalid number {text!r}")
     if value == 0:
         return "0"
-    return format(value.normalize(), "f")
+    # normalize() rounds to the context's precision (28 digits by default): DynamoDB
+    # numbers have up to 38 significant digits, so give it room.
+    with localcontext() as exact:
+        exact.prec = 100
+        return format(value.normalize(), "f")

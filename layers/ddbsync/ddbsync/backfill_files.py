@@ -1,0 +1,123 @@
+"""Index the items of one export data file into the backfill's index, resumably.
+
+Items are read line by line (bounded memory), written in chunks with the export
+version (below every stream change after the export time, see
+docs/versioning.md), and the checkpoint — the last line whose write OpenSearch
+acknowledged — only moves past a chunk once every item in it is applied or
+known stale. When the invocation runs short of time the file stops there and the
+state machine calls again from the checkpoint: no line is indexed twice needlessly
+and none is skipped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
+
+from ddbsync.bulk import Deadline, Outcome, make_writes, send_writes
+from ddbsync.config import Settings
+from ddbsync.conflicts import resolve_conflicts
+from ddbsync.decode import decode_item
+from ddbsync.docid import document_id
+from ddbsync.errors import DdbsyncError
+from ddbsync.mapping import META_FIELD, Change
+from ddbsync.transport import Transport
+from ddbsync.versioning import EXPORT_RANK, Ordering, export_version
+
+__all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items"]
+
+CHUNK_ITEMS = 500
+
+
+class BackfillFileError(DdbsyncError):
+    """An export item that cannot be indexed: the backfill stops, the alias is not swapped."""
+
+    def __init__(self, key: str, line: int, reason: str) -> None:
+        self.key = key
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{key}, line {line}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class FileProgress:
+    """Where a file stands after one call: ``checkpoint`` is the last acknowledged line."""
+
+    done: bool
+    checkpoint: int
+    indexed: int
+    stale: int
+
+
+def export_change(
+    item: Mapping[str, object], partition_key: str, sort_key: str | None, export_time: float
+) -> Change:
+    """The document write for one exported item (DynamoDB JSON)."""
+    second = math.floor(export_time)
+    body = decode_item(item)
+    if META_FIELD in body:
+        raise ValueError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync")
+    body[META_FIELD] = {"seq": None, "ts": second, "source": "export"}
+    return Change(
+        document_id(item, partition_key, sort_key),
+        "index",
+        export_version(export_time),
+        Ordering(second - 1, EXPORT_RANK),
+        body,
+        {},
+    )
+
+
+def index_items(
+    items: Iterable[tuple[int, Mapping[str, object]]],
+    *,
+    key: str,
+    start_line: int,
+    export_time: float,
+    target: str,
+    settings: Settings,
+    transport: Transport,
+    deadline: Deadline,
+    chunk_items: int = CHUNK_ITEMS,
+) -> FileProgress:
+    """Index ``(line, item)`` pairs after ``start_line`` until the file ends or time runs short."""
+    checkpoint, indexed, stale = start_line, 0, 0
+    iterator: Iterator[tuple[int, Mapping[str, object]]] = iter(items)
+    while True:
+        if deadline.expired():
+            return FileProgress(False, checkpoint, indexed, stale)
+        chunk = list(islice(iterator, chunk_items))
+        if not chunk:
+            return FileProgress(True, checkpoint, indexed, stale)
+        changes = []
+        for line, item in chunk:
+            try:
+                changes.append(export_change(item, settings.partition_key, settings.sort_key, export_time))
+            except (DdbsyncError, ValueError) as e:
+                raise BackfillFileError(key, line, str(e)) from e
+        writes = make_writes(changes, [target])
+        report = send_writes(
+            writes,
+            transport,
+            deadline,
+            max_bytes=settings.bulk_max_bytes,
+            max_actions=settings.bulk_max_actions,
+            retry_base_ms=settings.retry_base_ms,
+            retry_max_ms=settings.retry_max_ms,
+            resolve_conflicts=resolve_conflicts,
+            max_document_bytes=settings.max_document_bytes,
+        )
+        for (line, _item), write in zip(chunk, report.writes, strict=True):
+            result = write.result
+            if result is None or result.outcome is Outcome.UNSENT:
+                # Resume from here next time: the checkpoint stays before this line.
+                return FileProgress(False, checkpoint, indexed, stale)
+            if result.outcome is Outcome.POISON:
+                raise BackfillFileError(key, line, f"OpenSearch rejected the item: {result.reason}")
+            if result.outcome is Outcome.STALE:
+                stale += 1
+            else:
+                indexed += 1
+            checkpoint = line
