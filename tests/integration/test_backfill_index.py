@@ -89,7 +89,8 @@ def test_a_backfill_beside_live_changes_ends_equal_to_the_table(
     # The live index is still serving, untouched by the export.
     assert searchable(os_client, alias)["k0|1"] == {"pk": "k0", "sk": "1", "n": -1}
 
-    done = finalize_backfill(os_client, alias, str(prepared["new_index"]), len(snapshot), DEFAULT_INDEX_TEMPLATE)
+    new_index = str(prepared["new_index"])
+    done = finalize_backfill(os_client, alias, new_index, len(snapshot), DEFAULT_INDEX_TEMPLATE)
     assert done["swapped"] and done["old_indices"] == [old_index]
     assert not os_client.indices.exists(index=old_index)
     assert searchable(os_client, alias) == {f"{k}|1": {"pk": k, "sk": "1", "n": n} for k, n in table.items()}
