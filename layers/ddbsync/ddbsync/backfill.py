@@ -1,0 +1,334 @@
+"""The backfill Lambda: one handler, one action per state machine step.
+
+See docs/backfill-contract.md for the flow. Every action takes the state
+machine's ``backfill`` object and returns it updated (``index_file`` returns its
+own iteration state). Failures raise; the state machine catches them and runs
+``abort``, which leaves the live index untouched and serving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ddbsync.backfill_files import index_items
+from ddbsync.bulk import Deadline
+from ddbsync.config import Settings
+from ddbsync.errors import ConfigError, DdbsyncError
+from ddbsync.export_format import iter_export_items
+from ddbsync.export_manifest import read_files, read_summary, summary_key_from_export
+from ddbsync.index_admin import abort_backfill, create_backfill_index, finalize_backfill
+from ddbsync.observability import logger
+from ddbsync.opensearch import build_client
+from ddbsync.transport import OpenSearchTransport
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from opensearchpy import OpenSearch
+
+__all__ = ["AwsExports", "Backfill", "BackfillError", "BackfillSettings", "Exports", "handler"]
+
+State = dict[str, Any]
+
+
+class BackfillError(DdbsyncError):
+    """A backfill step cannot go on; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillSettings:
+    """The backfill's own settings (the indexer's come from :class:`Settings`)."""
+
+    table_arn: str
+    export_bucket: str
+    export_prefix: str
+    export_format: str
+    export_kms_key_id: str | None
+    keep_old_index: bool
+    dual_write_wait_seconds: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> BackfillSettings:
+        env = os.environ if env is None else env
+        problems = []
+        table_arn = env.get("TABLE_ARN", "").strip()
+        if not table_arn.startswith("arn:") or ":table/" not in table_arn:
+            problems.append(f"TABLE_ARN must be a DynamoDB table ARN, got {table_arn!r}")
+        bucket = env.get("EXPORT_BUCKET", "").strip()
+        if not bucket:
+            problems.append("EXPORT_BUCKET is required")
+        fmt = env.get("EXPORT_FORMAT", "DYNAMODB_JSON").strip().upper() or "DYNAMODB_JSON"
+        if fmt not in ("DYNAMODB_JSON", "ION"):
+            problems.append(f"EXPORT_FORMAT must be DYNAMODB_JSON or ION, got {fmt!r}")
+        keep = env.get("KEEP_OLD_INDEX", "false").strip().lower()
+        if keep not in ("true", "false"):
+            problems.append(f"KEEP_OLD_INDEX must be true or false, got {keep!r}")
+        wait_raw = env.get("DUAL_WRITE_WAIT_SECONDS", "65").strip() or "65"
+        wait = int(wait_raw) if wait_raw.isdigit() else -1
+        if not 0 <= wait <= 3600:
+            problems.append(f"DUAL_WRITE_WAIT_SECONDS must be 0 to 3600, got {wait_raw!r}")
+        if problems:
+            raise ConfigError(problems)
+        return cls(
+            table_arn=table_arn,
+            export_bucket=bucket,
+            export_prefix=env.get("EXPORT_PREFIX", "").strip().strip("/"),
+            export_format=fmt,
+            export_kms_key_id=env.get("EXPORT_KMS_KEY_ID", "").strip() or None,
+            keep_old_index=keep == "true",
+            dual_write_wait_seconds=wait,
+        )
+
+
+class Exports(Protocol):
+    """Starting and watching a point-in-time export (AWS, or the local stand-in)."""
+
+    def start(self, bs: BackfillSettings, client_token: str) -> dict[str, Any]: ...
+
+    def describe(self, export_arn: str) -> dict[str, Any]: ...
+
+
+# DynamoDB's own words for the export errors a user can fix, turned into advice.
+_EXPORT_ADVICE = {
+    "PointInTimeRecoveryUnavailableException": "point-in-time recovery is off: turn PITR on for the table",
+    "InvalidExportTimeException": "the export time is outside the PITR window",
+    "ExportConflictException": "an export with this client token but other settings exists",
+    "LimitExceededException": "too many exports are running (DynamoDB allows 300 at once): retry later",
+    "TableNotFoundException": "the table does not exist",
+}
+
+
+class AwsExports:
+    """:class:`Exports` over DynamoDB's ExportTableToPointInTime / DescribeExport."""
+
+    def __init__(self, dynamodb: DynamoDBClient) -> None:
+        self.dynamodb = dynamodb
+
+    def start(self, bs: BackfillSettings, client_token: str) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "TableArn": bs.table_arn,
+            "S3Bucket": bs.export_bucket,
+            "ExportFormat": bs.export_format,
+            "ClientToken": client_token,
+        }
+        if bs.export_prefix:
+            args["S3Prefix"] = bs.export_prefix
+        if bs.export_kms_key_id:
+            args["S3SseAlgorithm"] = "KMS"
+            args["S3SseKmsKeyId"] = bs.export_kms_key_id
+        try:
+            description = self.dynamodb.export_table_to_point_in_time(**args)["ExportDescription"]
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            advice = _EXPORT_ADVICE.get(code, "")
+            raise BackfillError(f"ExportTableToPointInTime failed ({code}): {advice or e}") from e
+        except BotoCoreError as e:
+            raise BackfillError(f"ExportTableToPointInTime failed: {e}") from e
+        return dict(description)
+
+    def describe(self, export_arn: str) -> dict[str, Any]:
+        try:
+            return dict(self.dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"])
+        except (BotoCoreError, ClientError) as e:
+            raise BackfillError(f"DescribeExport failed for {export_arn}: {e}") from e
+
+
+def _epoch(value: object) -> float:
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    raise BackfillError(f"export has no usable ExportTime: {value!r}")
+
+
+class Backfill:
+    """The actions. Clients are built once per container and injectable for tests."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bs: BackfillSettings,
+        *,
+        client: OpenSearch,
+        s3: S3Client,
+        exports: Exports,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.settings = settings
+        self.bs = bs
+        self.client = client
+        self.s3 = s3
+        self.exports = exports
+        self.now = now
+        self.actions: dict[str, Callable[[Mapping[str, Any], Callable[[], int]], Any]] = {
+            "prepare": self.prepare,
+            "start_export": self.start_export,
+            "describe_export": self.describe_export,
+            "read_manifest": self.read_manifest,
+            "index_file": self.index_file,
+            "finalize": self.finalize,
+            "abort": self.abort,
+        }
+
+    def __call__(self, event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> Any:
+        action = event.get("action")
+        run = self.actions.get(str(action))
+        if run is None:
+            raise BackfillError(f"unknown backfill action {action!r}; known: {', '.join(self.actions)}")
+        logger.info("backfill action", extra={"action": action})
+        return run(event, remaining_ms)
+
+    @staticmethod
+    def _state(event: Mapping[str, Any]) -> State:
+        state = event.get("backfill")
+        return dict(state) if isinstance(state, Mapping) else {}
+
+    def prepare(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        state = self._state(event)
+        stamp = self.now().strftime("%Y%m%d%H%M%S")
+        state.update(
+            create_backfill_index(self.client, self.settings.index_alias, self.settings.index_template, stamp)
+        )
+        state["wait_seconds"] = self.bs.dual_write_wait_seconds
+        return state
+
+    def start_export(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        state = self._state(event)
+        # One token per backfill: a retried StartExport does not start a second export.
+        token = f"ddbsync-{state.get('new_index', 'backfill')}"[:64]
+        description = self.exports.start(self.bs, token)
+        state["export_arn"] = description["ExportArn"]
+        state["export_time"] = _epoch(description.get("ExportTime"))
+        return state
+
+    def describe_export(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        state = self._state(event)
+        description = self.exports.describe(str(state["export_arn"]))
+        status = str(description.get("ExportStatus", "UNKNOWN"))
+        state["export_status"] = status
+        if status == "COMPLETED":
+            state["manifest_summary_key"] = summary_key_from_export(description)
+        elif status == "FAILED":
+            code = description.get("FailureCode", "unknown")
+            state["failure"] = f"{code}: {description.get('FailureMessage', '')}"
+        return state
+
+    def read_manifest(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        state = self._state(event)
+        summary = read_summary(self.s3, self.bs.export_bucket, str(state["manifest_summary_key"]))
+        files = read_files(self.s3, self.bs.export_bucket, summary.manifest_files_key)
+        listed = sum(f.item_count for f in files)
+        if listed != summary.item_count:
+            raise BackfillError(
+                f"manifest-files.json lists {listed} items, "
+                f"manifest-summary.json says {summary.item_count}"
+            )
+        state["files"] = [{"key": f.key, "item_count": f.item_count} for f in files]
+        state["item_count"] = summary.item_count
+        state["output_format"] = summary.output_format
+        state["export_time"] = summary.export_time
+        return state
+
+    def index_file(self, event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> State:
+        state = self._state(event)
+        file = event.get("file")
+        if not isinstance(file, Mapping) or not isinstance(file.get("key"), str):
+            raise BackfillError(f"index_file needs a file {{key, item_count}}, got {file!r}")
+        key = str(file["key"])
+        start = int(event.get("checkpoint") or 0)
+        try:
+            body = self.s3.get_object(Bucket=self.bs.export_bucket, Key=key)["Body"]
+        except ClientError as e:
+            raise BackfillError(f"{key}: cannot read the data file listed in the manifest: {e}") from e
+        deadline = Deadline(remaining_ms, self.settings.timeout_margin_ms)
+        fmt = str(state.get("output_format") or self.bs.export_format)
+        progress = index_items(
+            iter_export_items(body, fmt, key, start_line=start),
+            key=key,
+            start_line=start,
+            export_time=float(state["export_time"]),
+            target=str(state["next_alias"]),
+            settings=self.settings,
+            transport=OpenSearchTransport(self.client),
+            deadline=deadline,
+        )
+        body.close()
+        expected = file.get("item_count")
+        if progress.done and isinstance(expected, int) and progress.checkpoint < expected:
+            raise BackfillError(
+                f"{key}: the file holds {progress.checkpoint} lines but the manifest says {expected} items"
+            )
+        if not progress.done and progress.checkpoint == start and not deadline.expired():
+            raise BackfillError(f"{key}: no progress from line {start} (OpenSearch refuses writes?)")
+        return {
+            "file": dict(file),
+            "backfill": state,
+            "checkpoint": progress.checkpoint,
+            "done": progress.done,
+            "indexed": progress.indexed + progress.stale,
+            "lines": progress.checkpoint,
+        }
+
+    def finalize(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        state = self._state(event)
+        state.update(
+            finalize_backfill(
+                self.client,
+                self.settings.index_alias,
+                str(state["new_index"]),
+                int(state.get("item_count") or 0),
+                self.settings.index_template,
+                keep_old=self.bs.keep_old_index,
+            )
+        )
+        return state
+
+    def abort(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        state = self._state(event)
+        new_index = state.get("new_index")
+        abort_backfill(self.client, self.settings.index_alias, str(new_index) if new_index else None)
+        state["aborted"] = True
+        logger.error("backfill aborted; the live index is untouched", extra={"error": event.get("error")})
+        return state
+
+
+def make_backfill(exports: Exports | None = None) -> Backfill:
+    """Build the actions from the environment (fails fast with every problem named)."""
+    problems: list[str] = []
+    settings = bs = None
+    try:
+        settings = Settings.from_env(require_dlq=False)
+    except ConfigError as e:
+        problems += e.problems
+    try:
+        bs = BackfillSettings.from_env()
+    except ConfigError as e:
+        problems += e.problems
+    if problems or settings is None or bs is None:
+        raise ConfigError(problems)
+    region = settings.region
+    return Backfill(
+        settings,
+        bs,
+        client=build_client(settings),
+        s3=boto3.client("s3", region_name=region),
+        exports=exports or AwsExports(boto3.client("dynamodb", region_name=region)),
+    )
+
+
+_BACKFILL: Backfill | None = None
+
+
+def handler(event: Mapping[str, Any], context: Any) -> Any:
+    """Lambda entry point: ``event["action"]`` picks the step (docs/backfill-contract.md)."""
+    global _BACKFILL
+    if _BACKFILL is None:
+        _BACKFILL = make_backfill()
+    return _BACKFILL(event, context.get_remaining_time_in_millis)
