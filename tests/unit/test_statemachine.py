@@ -2,7 +2,7 @@
 
 The first half reads the definition (after the CloudFormation DefinitionSubstitutions)
 and checks its shape; the second half runs it in a small interpreter
-(tests/unit/asl_sim.py) against a fake backfill Lambda.
+(ddbsync.local.stepfunctions, the local Step Functions runner) against a fake backfill Lambda.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.asl_sim import TaskFailed, run
+from ddbsync.local.stepfunctions import TaskFailed, run, substitute
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "backfill.asl.json"
@@ -30,11 +30,6 @@ RETRIED_ERRORS = {
     "Lambda.SdkClientException",
     "ThrottlingException",
 }
-
-
-def substitute(text: str, values: dict[str, str]) -> str:
-    """Do what CloudFormation does with DefinitionSubstitutions: plain text replacement."""
-    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: values[m.group(1)], text)
 
 
 @pytest.fixture(scope="module")

@@ -261,7 +261,9 @@ class Backfill:
         )
         body.close()
         expected = file.get("item_count")
-        if progress.done and isinstance(expected, int) and progress.checkpoint < expected:
+        # More lines than the manifest lists is as wrong as fewer: the file is not the one
+        # the export wrote (and finalize's count check cannot see extra documents).
+        if progress.done and isinstance(expected, int) and progress.checkpoint != expected:
             raise BackfillError(
                 f"{key}: the file holds {progress.checkpoint} lines but the manifest says {expected} items"
             )

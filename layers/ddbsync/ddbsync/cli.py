@@ -45,6 +45,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "ddbsync.local.demo",
     ),
     Subcommand(
+        "backfill",
+        "rebuild an index alias from a point-in-time export with the backfill state machine, "
+        "locally (moto + a real OpenSearch), then swap the alias",
+        "ddbsync.local.backfill_run",
+    ),
+    Subcommand(
         "replay",
         "re-send the record DLQ or the on-failure queue's stream ranges through the indexer",
         "ddbsync.replay",

@@ -1,9 +1,12 @@
-"""``ddbsync demo``: the stream indexer's whole flow on one machine.
+"""``ddbsync demo``: the stream indexer's whole flow, then a backfill, on one machine.
 
 moto (in-process, or a moto_server through ``AWS_ENDPOINT_URL``) plays DynamoDB,
-DynamoDB Streams and SQS; :class:`~ddbsync.local.esm.EventSourceMapping` plays
+DynamoDB Streams, SQS and S3; :class:`~ddbsync.local.esm.EventSourceMapping` plays
 Lambda's event source mapping; the real handler from ``ddbsync.indexer`` writes
-to a real OpenSearch. At the end the index is compared with a table Scan.
+to a real OpenSearch. The index is compared with a table Scan; then the backfill
+state machine rebuilds the index from a point-in-time export
+(:mod:`ddbsync.local.backfill_run`) while the table keeps changing, swaps the alias,
+and the comparison runs again.
 """
 
 from __future__ import annotations
@@ -27,7 +30,17 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["DEFAULT_ALIAS", "TABLE", "add_arguments", "main", "run_demo"]
+__all__ = [
+    "DEFAULT_ALIAS",
+    "TABLE",
+    "add_arguments",
+    "aws_backend",
+    "aws_defaults",
+    "create_stream_table",
+    "main",
+    "run_demo",
+    "scoped_env",
+]
 
 DEFAULT_ALIAS = "demo-products"
 TABLE = "demo-products"
@@ -85,7 +98,7 @@ def run_demo(
             if index == alias or index.startswith(f"{alias}-") or index.startswith(f"{alias}_"):
                 search.delete_index(index)
                 print(f"   deleted previous demo index {index}")
-    with _aws_defaults(), _aws_backend():
+    with aws_defaults(), aws_backend():
         return _run(alias, url, search, batch_size, verbose)
 
 
@@ -109,10 +122,12 @@ def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: boo
         "SORT_KEY": "sk",
         "RECORD_DLQ_URL": dlq_url,
         "MANAGE_INDEX": "true",
+        # Check <alias>-next on every batch, so the backfill's dual-write needs no real wait.
+        "NEXT_ALIAS_CHECK_SECONDS": "0",
     }
     if not verbose:
         env["POWERTOOLS_METRICS_DISABLED"] = os.environ.get("POWERTOOLS_METRICS_DISABLED", "true")
-    with _scoped_env(env):
+    with scoped_env(env):
         try:
             from ddbsync.indexer import make_handler
 
@@ -152,20 +167,91 @@ def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: boo
     if stats.batches_to_on_failure or dlq_count:
         problems.append(f"{stats.records_to_on_failure} records went to on-failure and "
                         f"{dlq_count} to the record DLQ")  # fmt: skip
+    _verdict(problems)
+
+    _step(8, "backfill the table into a new index (PITR on, ~5 items per file) while it changes")
+    with scoped_env(env):  # the handler's environment (metrics off unless --verbose)
+        backfill_problems = _backfill(ddb, url, alias, esm, deleted, verbose)
+    _step(9, "compare the index with a table Scan again, after the alias swap")
+    search.call("POST", f"/{alias}/_refresh")
+    backfill_problems += _compare(_scan(ddb), _search(search, alias, {"match_all": {}}), deleted)
+    _verdict(backfill_problems)
+    return EXIT_MISMATCH if problems or backfill_problems else EXIT_PASS
+
+
+def _verdict(problems: list[str]) -> None:
     for problem in problems:
         print(f"   - {problem}")
     print("   PASS: the index holds exactly the table's items" if not problems else "   FAIL")
-    return EXIT_MISMATCH if problems else EXIT_PASS
 
 
+def _backfill(
+    ddb: DynamoDBClient, url: str, alias: str, esm: EventSourceMapping, deleted: list[str], verbose: bool
+) -> list[str]:
+    """Run the backfill state machine; change the table between its steps; return problems.
+
+    Every change goes through the stream to the indexer, which writes it to the live
+    alias and to ``<alias>-next`` (the backfill's index) while that exists.
+    ``deleted`` gets the ids of the items deleted here.
+    """
+    from ddbsync.backfill import BackfillSettings
+    from ddbsync.config import Settings
+    from ddbsync.local.backfill_run import (
+        DEFAULT_BUCKET,
+        DEFAULT_PREFIX,
+        LocalExports,
+        ensure_bucket,
+        local_env,
+        run_backfill,
+    )
+    from ddbsync.opensearch import build_client
+
+    s3 = boto3.client("s3")
+    ensure_bucket(s3, DEFAULT_BUCKET)
+    backups = ddb.update_continuous_backups(
+        TableName=TABLE, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )["ContinuousBackupsDescription"]
+    print(f"   point-in-time recovery {backups['ContinuousBackupsStatus'].lower()}")
+    table_arn = ddb.describe_table(TableName=TABLE)["Table"]["TableArn"]
+    settings = Settings.from_env(local_env(url, alias, "pk", "sk"), require_dlq=False)
+    bs = BackfillSettings(table_arn, DEFAULT_BUCKET, DEFAULT_PREFIX, "DYNAMODB_JSON", None, False, 0)
+
+    def change(action: str, _result: Mapping[str, object]) -> None:
+        if action == "start_export":
+            ddb.update_item(TableName=TABLE, Key=_key("cat-bags", "item-11"),
+                            UpdateExpression="SET price = :p",
+                            ExpressionAttributeValues={":p": {"N": "77.00"}})  # fmt: skip
+            ddb.delete_item(TableName=TABLE, Key=_key("cat-socks", "item-16"))
+            deleted.append("cat-socks|item-16")
+            ddb.put_item(TableName=TABLE, Item={
+                **_key("cat-hats", "item-21"), "name": {"S": "Straw hat"}, "price": {"N": "21.00"},
+                "tags": {"SS": ["hats", "straw"]}, "in_stock": {"BOOL": True},
+            })  # fmt: skip
+            print("   after the export started: repriced cat-bags|item-11, deleted cat-socks|item-16 "
+                  "(both in the export), added cat-hats|item-21")  # fmt: skip
+        elif action == "index_file" and _result.get("done") and "cat-shoes|item-03" not in deleted:
+            ddb.delete_item(TableName=TABLE, Key=_key("cat-shoes", "item-03"))
+            deleted.append("cat-shoes|item-03")
+            print("   between two files: deleted cat-shoes|item-03 (in the export)")
+        else:
+            return
+        stats = esm.poll()  # the stream indexer writes to <alias> and <alias>-next
+        print(f"   stream: {stats.records_completed} changes to {alias} and {alias}-next")
+
+    with quiet_logs(verbose):
+        summary = run_backfill(
+            settings, bs, client=build_client(settings), s3=s3,
+            exports=LocalExports(ddb, s3, items_per_file=5), after_task=change,
+        )  # fmt: skip
+    return [] if summary.swapped else [f"the backfill failed: {summary.error}: {summary.cause}"]
 
 
 def _step(number: int, text: str) -> None:
-    print(f"[{number}/7] {text}", flush=True)
+    print(f"[{number}/9] {text}", flush=True)
 
 
 @contextlib.contextmanager
-def _scoped_env(values: Mapping[str, str]) -> Iterator[None]:
+def scoped_env(values: Mapping[str, str]) -> Iterator[None]:
     """Set environment variables for the block and restore the previous ones after it."""
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
@@ -179,7 +265,7 @@ def _scoped_env(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[name] = old
 
 
-def _aws_defaults() -> contextlib.AbstractContextManager[None]:
+def aws_defaults() -> contextlib.AbstractContextManager[None]:
     """Dummy credentials and a region when unset (moto accepts any)."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     defaults = {
@@ -188,11 +274,11 @@ def _aws_defaults() -> contextlib.AbstractContextManager[None]:
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
     }
-    return _scoped_env({k: v for k, v in defaults.items() if not os.environ.get(k)})
+    return scoped_env({k: v for k, v in defaults.items() if not os.environ.get(k)})
 
 
 @contextlib.contextmanager
-def _aws_backend() -> Iterator[None]:
+def aws_backend() -> Iterator[None]:
     """moto in-process, unless AWS_ENDPOINT_URL names a moto_server (boto3 honours it)."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL", "").strip()
     if endpoint:

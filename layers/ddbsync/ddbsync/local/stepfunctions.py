@@ -1,15 +1,21 @@
-"""A tiny Amazon States Language interpreter for unit tests of statemachine/*.asl.json.
+"""The local Step Functions runner: a small Amazon States Language interpreter.
 
-It runs only what the backfill state machine uses: Task (a Python callable stands in
-for the Lambda function), Pass, Wait (not slept), Choice (StringEquals, BooleanEquals),
-inline Map (sequential), Succeed, Fail (ErrorPath/CausePath), Retry, Catch,
-Parameters/ItemSelector with ``.$`` keys, ResultPath, OutputPath, JSONPath of the
-``$``, ``$.a.b`` and ``$$.Map.Item.Value`` kinds, and the intrinsics ``States.Format``
-and ``States.JsonToString``. Anything else raises :class:`NotImplementedError`, so a
+``ddbsync backfill`` and the demo run ``statemachine/backfill.asl.json`` with it, and
+the unit tests run the same definition against a fake Lambda, so the flow that runs
+locally is the one deployed. It runs only what the backfill state machine uses: Task
+(a Python callable stands in for the Lambda function), Pass, Wait (never slept: the
+caller decides what a wait means locally), Choice (StringEquals, BooleanEquals),
+inline Map (sequential, whatever ``MaxConcurrency`` says), Succeed, Fail
+(ErrorPath/CausePath), Retry (without the backoff sleeps), Catch, Parameters /
+ItemSelector with ``.$`` keys, ResultPath, OutputPath, JSONPath of the ``$``,
+``$.a.b`` and ``$$.Map.Item.Value`` kinds, and the intrinsics ``States.Format`` and
+``States.JsonToString``. Anything else raises :class:`NotImplementedError`, so a
 state machine that grows a feature fails loudly here instead of being half-simulated.
 
 Semantics follow https://states-language.net/spec.html (input/output processing:
 InputPath -> Parameters -> task -> ResultSelector -> ResultPath -> OutputPath).
+A Task that raises :class:`StatesError` fails like a Lambda function would;
+:func:`lambda_task` turns a plain Python handler into such a callable.
 """
 
 from __future__ import annotations
@@ -17,11 +23,21 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Execution", "StatesError", "TaskFailed", "run"]
+__all__ = [
+    "Execution",
+    "Invoke",
+    "StatesError",
+    "TaskFailed",
+    "lambda_task",
+    "load_definition",
+    "run",
+    "substitute",
+]
 
 Invoke = Callable[[str, dict[str, Any]], Any]
 
@@ -266,3 +282,41 @@ def run(definition: dict[str, Any], execution_input: Any, invoke: Invoke) -> Exe
     except StatesError as e:
         execution.status, execution.error, execution.cause = "FAILED", e.error, e.cause
     return execution
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Do what CloudFormation does with ``DefinitionSubstitutions``: plain ``${Name}`` replacement.
+
+    A placeholder without a value raises :class:`KeyError` naming it.
+    """
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: values[m.group(1)], text)
+
+
+def load_definition(path: Path, substitutions: Mapping[str, str]) -> dict[str, Any]:
+    """Read an ASL file and apply the substitutions, as the deployed state machine does."""
+    definition = json.loads(substitute(path.read_text(encoding="utf-8"), substitutions))
+    if not isinstance(definition, dict):
+        raise ValueError(f"{path}: a state machine definition must be a JSON object")
+    return definition
+
+
+def lambda_task(handler: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    """Make a Python handler fail the way a Lambda Task fails in Step Functions.
+
+    An exception becomes ``Error`` = its class name and ``Cause`` = the JSON Lambda
+    reports (``errorMessage``, ``errorType``), which is what Catch, Retry and the Fail
+    states see. The result goes through JSON, as it would over the wire.
+    """
+
+    def task(payload: dict[str, Any]) -> Any:
+        try:
+            result = handler(payload)
+        except StatesError:
+            raise
+        except Exception as e:
+            name = type(e).__name__
+            cause = json.dumps({"errorMessage": str(e), "errorType": name})
+            raise TaskFailed(name, cause) from e
+        return json.loads(json.dumps(result))
+
+    return task
