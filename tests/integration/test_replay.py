@@ -252,7 +252,7 @@ def test_a_range_the_stream_no_longer_has_is_kept_with_the_way_out(
     out = capsys.readouterr().out
     assert "the stream no longer has this range" in out
     assert "24 hours" in out
-    assert "incremental export or the archive" in out
+    assert "ddbsync repair" in out
     assert depth(url) == 1
 
 

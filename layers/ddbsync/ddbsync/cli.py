@@ -55,6 +55,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "re-send the record DLQ or the on-failure queue's stream ranges through the indexer",
         "ddbsync.replay",
     ),
+    Subcommand(
+        "repair",
+        "re-apply a lost stream window (--from T1 --to T2) into the live alias from an "
+        "incremental export",
+        "ddbsync.repair",
+    ),
 )
 
 

@@ -27,7 +27,9 @@ MAX_ROUNDS = 5
 
 def stored_ordering(meta: StoredMeta) -> Ordering:
     """Where the stored document sits in its item's history."""
-    if meta.source == "export":
+    # Export and repair documents have no sequence number: each is the item's state just
+    # before second(version) + 1, above every stream change of second(version).
+    if meta.source in ("export", "repair"):
         return Ordering(second_of(meta.version), EXPORT_RANK)
     rank = int(meta.seq) if meta.seq and meta.seq.isdigit() else 0
     return Ordering(second_of(meta.version), rank)

@@ -267,7 +267,7 @@ def _handle(
     except RangeUnavailable as e:
         return False, (
             f"the stream no longer has this range ({e.reason}). DynamoDB streams keep 24 hours; "
-            "repair from an incremental export or the archive (not built yet)"
+            "repair that window with `ddbsync repair --from ... --to ...` (docs/runbook.md)"
         )
     except KeyError as e:
         return False, f"batch pointer without {e.args[0]}"
@@ -440,7 +440,7 @@ def _dry_run(
              "from the stream and index them")  # fmt: skip
     if aged:
         echo(f"  {aged} pointer(s) start more than 24 h ago: the stream has probably trimmed them; "
-             "those need a repair from an incremental export or the archive (not built yet)")  # fmt: skip
+             "those need `ddbsync repair` over their window (docs/runbook.md)")  # fmt: skip
     if kinds[Kind.RECORD]:
         echo(f"  would replay {kinds[Kind.RECORD]} record(s) through the indexer and delete each "
              "message once its record is indexed or found stale")  # fmt: skip
