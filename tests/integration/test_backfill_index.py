@@ -151,3 +151,14 @@ def test_a_file_that_runs_out_of_time_resumes_from_its_checkpoint(
     assert first.indexed + second.indexed == 50
     os_client.indices.refresh(index=str(prepared["new_index"]))
     assert os_client.count(index=str(prepared["new_index"]))["count"] == 50
+
+
+def test_an_abort_of_a_backfill_that_created_nothing_leaves_a_running_one_alone(
+    os_client: OpenSearch, alias: str
+) -> None:
+    # A second execution fails in Prepare ("already running") and then aborts with no
+    # new index: the running backfill must keep its next alias (and its dual writes).
+    ensure_index(os_client, alias, DEFAULT_INDEX_TEMPLATE)
+    running = create_backfill_index(os_client, alias, DEFAULT_INDEX_TEMPLATE, "20260101000000")
+    abort_backfill(os_client, alias, None)
+    assert list(os_client.indices.get_alias(name=str(running["next_alias"]))) == [running["new_index"]]

@@ -147,7 +147,15 @@ def test_each_change_becomes_one_external_versioned_write_per_target() -> None:
     send(writes, transport)
     (body,) = transport.bodies
     assert [action for action, _ in body] == [
-        {"index": {"_index": t, "_id": "a", "version": stream_version(SECOND), "version_type": "external"}}
+        {
+            "index": {
+                "_index": t,
+                "_id": "a",
+                "version": stream_version(SECOND),
+                "version_type": "external",
+                "require_alias": True,  # a removed alias must never be auto-created as an index
+            }
+        }
         for t in ("a-v1", "a-v2")
     ]
     assert body[0][1]["_ddbsync"]["source"] == "stream"
@@ -452,7 +460,9 @@ def test_a_same_second_document_with_a_smaller_sequence_is_overwritten_by_compar
     assert resolve(writes, transport) == []
     assert outcomes(writes) == [Outcome.APPLIED]
     ((action, source),) = transport.bodies[0]
-    assert action == {"index": {"_index": ALIAS, "_id": "k0", "if_seq_no": 7, "if_primary_term": 3}}
+    assert action == {
+        "index": {"_index": ALIAS, "_id": "k0", "if_seq_no": 7, "if_primary_term": 3, "require_alias": True}
+    }
     assert source == json.loads(writes[0].source)
 
 

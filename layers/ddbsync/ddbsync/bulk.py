@@ -37,6 +37,12 @@ _POISON_STATUSES = frozenset({400, 413, 422})
 _NO_RETRY_STATUSES = frozenset({404})
 
 
+_ACTION = (
+    b'{"index":{"_index":%b,"_id":%b,"version":%d,"version_type":"external","require_alias":true}}'
+    b"\n%b\n"
+)
+
+
 class Outcome(enum.Enum):
     APPLIED = "applied"  # written (index or tombstone)
     STALE = "stale"  # OpenSearch already holds a newer or equal change: counted, not failed
@@ -86,11 +92,14 @@ class Write:
                 "_id": self.change.doc_id,
                 "version": self.change.version,
                 "version_type": "external",
+                "require_alias": True,
             }
         }
 
     def lines(self) -> bytes:
-        return b'{"index":{"_index":%b,"_id":%b,"version":%d,"version_type":"external"}}\n%b\n' % (
+        # require_alias: writes always go through an alias; if it is gone (a finished
+        # backfill's next alias), a domain with auto_create_index must not create an index.
+        return _ACTION % (
             orjson.dumps(self.target),
             orjson.dumps(self.change.doc_id),
             self.change.version,

@@ -42,6 +42,7 @@ def _cas_lines(write: Write, meta: StoredMeta) -> bytes:
             "_id": write.change.doc_id,
             "if_seq_no": meta.seq_no,
             "if_primary_term": meta.primary_term,
+            "require_alias": True,
         }
     }
     return orjson.dumps(action) + b"\n" + write.source + b"\n"

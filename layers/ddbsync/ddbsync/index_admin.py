@@ -210,15 +210,16 @@ def finalize_backfill(
 
 
 def abort_backfill(client: OpenSearch, alias: str, new_index: str | None) -> None:
-    """Drop the next alias and the new index; the live alias never moved."""
-    next_alias = next_alias_name(alias)
+    """Drop this backfill's new index (and with it the next alias); the live alias never moved.
+
+    With no ``new_index`` this backfill created nothing, so nothing is touched: in
+    particular not a next alias that belongs to another backfill still running.
+    """
     try:
         if new_index and client.indices.exists(index=new_index):
             if alias in client.indices.get_alias(index=new_index).get(new_index, {}).get("aliases", {}):
                 raise IndexAdminError(f"{new_index} already serves {alias}: refusing to delete it")
-            client.indices.delete(index=new_index)
-        elif client.indices.exists_alias(name=next_alias):
-            client.indices.delete_alias(index="_all", name=next_alias)
+            client.indices.delete(index=new_index)  # removes its aliases, the next alias too
     except os_exc.ConnectionError as e:
         raise IndexAdminError(f"cannot reach OpenSearch to abort the backfill: {e.error}") from e
     except os_exc.TransportError as e:

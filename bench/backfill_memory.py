@@ -1,0 +1,236 @@
+"""Peak memory of indexing ONE large export data file, in fresh processes, against an import-only floor.
+
+One gzip ``DYNAMODB_JSON`` data file of ``--size-mb`` MiB of lines (default 1024) and one
+of a quarter of that are generated once into a temporary directory, from the same item
+mix as ``_common.make_records`` (one distinct key per line, ``local.exporter.json_line``).
+Each measurement runs in a fresh ``python`` subprocess (this file with ``--child``):
+
+* ``floor``: imports the modules the backfill's ``index_file`` uses, builds the settings,
+  the opensearch-py client and its transport, and makes one request (``info``);
+* ``index``: the same, then creates a fresh backfill index
+  (``index_admin.create_backfill_index``: no replicas, ``refresh_interval: -1``) and
+  streams the file through ``open(path, "rb")`` → ``iter_export_items`` →
+  ``index_items`` into it (the code ``Backfill.index_file`` runs on the S3 body), checks
+  that every line is indexed, then deletes the index.
+
+The child reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (peak RSS, KiB on Linux).
+Rounds alternate the order of the three runs. With ``--null`` the index runs use a
+transport that answers success without sending (``NullTransport``): our side's memory
+only, no OpenSearch needed.
+
+Usage (from the repository root, with OpenSearch running: scripts/opensearch.sh start)::
+
+    PYTHONPATH=layers/ddbsync:. python bench/backfill_memory.py [--quick] [--size-mb 1024] [--null]
+
+Honours OPENSEARCH_URL. Targets: peak RSS of the full-size run under 256 MiB, and flat
+in file size: peak(full) - peak(quarter) under 16 MiB. Exits 1 when either is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+TARGET_PEAK_MIB = 256
+TARGET_FLAT_MIB = 16
+EXPORT_TIME = 1_800_000_000.25
+
+
+def _peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+# --- the child: what is measured ------------------------------------------------------------
+
+
+def child(mode: str, path: str, null: bool) -> dict[str, object]:
+    """Run in a fresh interpreter; everything imported here counts towards the peak."""
+    from ddbsync.backfill_files import index_items
+    from ddbsync.bulk import Deadline
+    from ddbsync.config import Settings
+    from ddbsync.export_format import iter_export_items
+    from ddbsync.index_admin import create_backfill_index
+    from ddbsync.opensearch import build_client
+    from ddbsync.transport import BulkItemResult, OpenSearchTransport, StoredMeta
+
+    class NullTransport:
+        """A Transport that sends nothing and answers 201 for every action."""
+
+        def bulk(self, body: bytes, timeout_s: float) -> list[BulkItemResult]:
+            return [BulkItemResult(201)] * (body.count(b"\n") // 2)
+
+        def mget(self, index: str, ids: Sequence[str], timeout_s: float) -> list[StoredMeta]:
+            raise AssertionError("a fresh index has no version conflicts")
+
+    url = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200").rstrip("/")
+    env = {
+        "OPENSEARCH_ENDPOINT": url,
+        "OPENSEARCH_SERVICE": "none",
+        "INDEX_ALIAS": f"bench-mem-{uuid.uuid4().hex[:10]}",
+        "PARTITION_KEY": "pk",
+        "SORT_KEY": "sk",
+        "TIMEOUT_MARGIN_MS": "0",
+        "AWS_REGION": "eu-west-1",
+    }
+    settings = Settings.from_env(env, require_dlq=False)
+    client = build_client(settings)
+    transport = NullTransport() if null else OpenSearchTransport(client)
+    if not null:
+        client.info()
+    floor = _peak_kib()
+    if mode == "floor":
+        return {"mode": mode, "peak_kib": floor}
+    index = None
+    target = "null"
+    if not null:
+        prepared = create_backfill_index(
+            client, settings.index_alias, settings.index_template, "20261122000000"
+        )
+        index, target = str(prepared["new_index"]), str(prepared["next_alias"])
+    try:
+        start = time.perf_counter()
+        with open(path, "rb") as body:
+            progress = index_items(
+                iter_export_items(body, "DYNAMODB_JSON", Path(path).name),
+                key=Path(path).name,
+                start_line=0,
+                export_time=EXPORT_TIME,
+                target=target,
+                settings=settings,
+                transport=transport,
+                deadline=Deadline(lambda: 3_600_000, 0),
+            )
+        seconds = time.perf_counter() - start
+        peak = _peak_kib()
+        assert progress.done and progress.stale == 0, progress
+        count = None
+        if index is not None:
+            client.indices.refresh(index=index)
+            count = int(client.count(index=index)["count"])
+            assert count == progress.checkpoint, f"indexed {count} of {progress.checkpoint} lines"
+    finally:
+        if index is not None:
+            client.indices.delete(index=index, ignore_unavailable=True)
+    return {
+        "mode": mode,
+        "peak_kib": peak,
+        "floor_in_child_kib": floor,
+        "lines": progress.checkpoint,
+        "documents": count,
+        "seconds": seconds,
+    }
+
+
+# --- the parent: files, rounds, verdict --------------------------------------------------------
+
+
+def generate(path: Path, size_bytes: int, seed: int = 11) -> tuple[int, int]:
+    """A gzip DYNAMODB_JSON data file of at least ``size_bytes`` of lines; returns (lines, bytes)."""
+    # The item mix of make_records, generated one item at a time.
+    from _common import _image
+    from ddbsync.local.exporter import json_line
+
+    rng = random.Random(seed)
+    written = lines = 0
+    with gzip.open(path, "wb", compresslevel=6) as gz:
+        while written < size_bytes:
+            item = {"pk": {"S": f"tenant-{lines % 50}"}, "sk": {"S": f"item-{lines:08d}"}}
+            item.update(_image(rng, lines))
+            line = json_line(item)
+            gz.write(line)
+            written += len(line)
+            lines += 1
+    return lines, written
+
+
+def run_child(mode: str, path: Path | None, null: bool) -> dict[str, object]:
+    cmd = [sys.executable, __file__, "--child", mode, "--file", str(path or "")]
+    if null:
+        cmd.append("--null")
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def mib(kib: object) -> float:
+    return float(kib) / 1024  # type: ignore[arg-type]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="--size-mb 64, 1 round")
+    parser.add_argument("--size-mb", type=int, default=None, help="MiB of lines in the big file (1024)")
+    parser.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 2)")
+    parser.add_argument("--null", action="store_true", help="a transport that answers without sending")
+    parser.add_argument("--child", choices=("floor", "index"), help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.file, args.null)))
+        return 0
+
+    from _common import machine, median
+
+    size_mb = args.size_mb or (64 if args.quick else 1024)
+    rounds = args.rounds or (1 if args.quick else 2)
+    print(f"machine: {machine()}")
+    target = (
+        "NullTransport (nothing sent)"
+        if args.null
+        else os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200")
+    )
+    print(f"indexing into: {target}")
+    with tempfile.TemporaryDirectory(prefix="ddbsync-bench-mem-") as tmp:
+        files: dict[str, Path] = {}
+        for name, mb in (("quarter", size_mb // 4), ("full", size_mb)):
+            path = Path(tmp) / f"{name}.json.gz"
+            start = time.perf_counter()
+            lines, raw = generate(path, mb * 2**20)
+            print(
+                f"generated {name}: {lines:,} lines, {raw / 2**20:,.0f} MiB of lines, "
+                f"{path.stat().st_size / 2**20:,.0f} MiB gzip in {time.perf_counter() - start:.0f} s"
+            )
+            files[name] = path
+        peaks: dict[str, list[float]] = {"floor": [], "quarter": [], "full": []}
+        for r in range(rounds):
+            order = ["floor", "quarter", "full"]
+            if r % 2:
+                order.reverse()
+            for name in order:
+                result = run_child("floor" if name == "floor" else "index", files.get(name), args.null)
+                peaks[name].append(mib(result["peak_kib"]))
+                extra = ""
+                if name != "floor":
+                    lines, seconds = int(str(result["lines"])), float(str(result["seconds"]))
+                    extra = (
+                        f"  {lines:,} lines in {seconds:.0f} s ({lines / seconds:,.0f} items/s), "
+                        f"floor inside this child {mib(result['floor_in_child_kib']):.1f} MiB"
+                    )
+                print(f"round {r + 1} {name:>7}: peak RSS {mib(result['peak_kib']):6.1f} MiB{extra}")
+    floor, quarter, full = (median(peaks[k]) for k in ("floor", "quarter", "full"))
+    growth = full - quarter
+    peak_ok = full < TARGET_PEAK_MIB
+    flat_ok = growth < TARGET_FLAT_MIB
+    print(f"median peak RSS: floor {floor:.1f} MiB, {size_mb // 4} MiB file {quarter:.1f} MiB, "
+          f"{size_mb} MiB file {full:.1f} MiB")  # fmt: skip
+    print(f"above the floor: {quarter - floor:.1f} MiB ({size_mb // 4} MiB file), {full - floor:.1f} MiB "
+          f"({size_mb} MiB file)")  # fmt: skip
+    print(f"peak {full:.1f} MiB < {TARGET_PEAK_MIB} MiB: {'MET' if peak_ok else 'MISSED'}")
+    print(f"flat: peak(full) - peak(quarter) = {growth:+.1f} MiB < {TARGET_FLAT_MIB} MiB: "
+          f"{'MET' if flat_ok else 'MISSED'}")  # fmt: skip
+    return 0 if peak_ok and flat_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
