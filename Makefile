@@ -46,7 +46,8 @@ build:
 	@scripts/sam-build-check.sh
 
 bench: setup opensearch
-	@for b in bench/decode_throughput.py bench/e2e_indexing.py bench/cold_start.py; do \
+	@for b in bench/decode_throughput.py bench/e2e_indexing.py bench/cold_start.py \
+	          bench/backfill_rate.py bench/backfill_memory.py; do \
 	  echo "== $$b"; OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PYTHON) $$b || exit 1; done
 
 clean:
