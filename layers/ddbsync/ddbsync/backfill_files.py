@@ -16,13 +16,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 
-from ddbsync.bulk import Deadline, Outcome, make_writes, send_writes
+from ddbsync.bulk import Deadline, Outcome, make_writes
 from ddbsync.config import Settings
-from ddbsync.conflicts import resolve_conflicts
 from ddbsync.decode import decode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import DdbsyncError
 from ddbsync.mapping import META_FIELD, Change
+from ddbsync.sending import send
 from ddbsync.transport import Transport
 from ddbsync.versioning import EXPORT_RANK, Ordering, export_version
 
@@ -98,17 +98,7 @@ def index_items(
             except (DdbsyncError, ValueError) as e:
                 raise BackfillFileError(key, line, str(e)) from e
         writes = make_writes(changes, [target])
-        report = send_writes(
-            writes,
-            transport,
-            deadline,
-            max_bytes=settings.bulk_max_bytes,
-            max_actions=settings.bulk_max_actions,
-            retry_base_ms=settings.retry_base_ms,
-            retry_max_ms=settings.retry_max_ms,
-            resolve_conflicts=resolve_conflicts,
-            max_document_bytes=settings.max_document_bytes,
-        )
+        report = send(settings, writes, transport, deadline)
         for (line, _item), write in zip(chunk, report.writes, strict=True):
             result = write.result
             if result is None or result.outcome is Outcome.UNSENT:

@@ -18,15 +18,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from opensearchpy import exceptions as os_exc
 
 from ddbsync.aws import sqs_client
-from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes, send_writes
+from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.config import Settings
-from ddbsync.conflicts import resolve_conflicts
 from ddbsync.dlq import DeadLetter, send_dead_letters
 from ddbsync.errors import DeadLetterError, IndexAdminError
 from ddbsync.index_admin import ensure_index, next_alias_name
 from ddbsync.mapping import Change, Poison, StreamRecord, collapse, map_records, materialize_newest
 from ddbsync.observability import logger, metrics, tracer
 from ddbsync.opensearch import build_client
+from ddbsync.sending import send
 from ddbsync.transport import OpenSearchTransport, Transport
 
 if TYPE_CHECKING:
@@ -112,19 +112,7 @@ class StreamIndexer:
             report.writes = [w for w in report.writes if id(w) not in gone]
 
     def _send(self, writes: list[Write], deadline: Deadline) -> SendReport:
-        s = self.settings
-        return send_writes(
-            writes,
-            self.transport,
-            deadline,
-            max_bytes=s.bulk_max_bytes,
-            max_actions=s.bulk_max_actions,
-            retry_base_ms=s.retry_base_ms,
-            retry_max_ms=s.retry_max_ms,
-            resolve_conflicts=resolve_conflicts,
-            max_document_bytes=s.max_document_bytes,
-            sleep=self.sleep,
-        )
+        return send(self.settings, writes, self.transport, deadline, sleep=self.sleep)
 
     def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
         """Decode the surviving changes (poison images go to ``poison``) and send them."""

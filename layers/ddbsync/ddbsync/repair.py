@@ -69,9 +69,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddbsync.backfill import BackfillSettings
-from ddbsync.bulk import Deadline, Outcome, make_writes, send_writes
+from ddbsync.bulk import Deadline, Outcome, make_writes
 from ddbsync.config import Settings
-from ddbsync.conflicts import resolve_conflicts
 from ddbsync.decode import JsonValue, decode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import ConfigError, DdbsyncError
@@ -79,6 +78,7 @@ from ddbsync.export_format import IncrementalRecord, iter_incremental
 from ddbsync.export_manifest import read_files, read_summary, summary_key_from_export
 from ddbsync.index_admin import next_alias_name
 from ddbsync.mapping import META_FIELD, Change
+from ddbsync.sending import send
 from ddbsync.transport import OpenSearchTransport
 from ddbsync.versioning import EXPORT_RANK, Ordering, export_version
 
@@ -353,17 +353,7 @@ def _apply_file(
         summary.records += len(chunk)
         changes = _newest_per_document(mapped)
         summary.tombstones += sum(c.op == "tombstone" for c in changes)
-        report = send_writes(
-            make_writes(changes, targets),
-            transport,
-            _chunk_deadline(CHUNK_BUDGET_S),
-            max_bytes=settings.bulk_max_bytes,
-            max_actions=settings.bulk_max_actions,
-            retry_base_ms=settings.retry_base_ms,
-            retry_max_ms=settings.retry_max_ms,
-            resolve_conflicts=resolve_conflicts,
-            max_document_bytes=settings.max_document_bytes,
-        )
+        report = send(settings, make_writes(changes, targets), transport, _chunk_deadline(CHUNK_BUDGET_S))
         for write in report.writes:
             result = write.result
             if result is None or result.outcome is Outcome.UNSENT:
