@@ -11,6 +11,8 @@ and none is skipped.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from ddbsync.sending import send
 from ddbsync.transport import Transport
 from ddbsync.versioning import EXPORT_RANK, Ordering, export_version
 
-__all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items"]
+__all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items", "paused_gc"]
 
 CHUNK_ITEMS = 500
 
@@ -70,6 +72,25 @@ def export_change(
     )
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while bulk-decoding export items.
+
+    Parsing and decoding a chunk allocates tens of thousands of small dicts; the
+    collector then runs over and over on objects that reference counting frees anyway
+    (JSON trees have no cycles). Measured on the backfill path: reading and parsing a
+    data file took about 40 us per item with the collector on and about 13 us with it
+    paused (bench/README.md). It is switched back on afterwards, as it was.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def index_items(
     items: Iterable[tuple[int, Mapping[str, object]]],
     *,
@@ -83,6 +104,25 @@ def index_items(
     chunk_items: int = CHUNK_ITEMS,
 ) -> FileProgress:
     """Index ``(line, item)`` pairs after ``start_line`` until the file ends or time runs short."""
+    with paused_gc():
+        return _index_items(
+            items, key=key, start_line=start_line, export_time=export_time, target=target,
+            settings=settings, transport=transport, deadline=deadline, chunk_items=chunk_items,
+        )
+
+
+def _index_items(
+    items: Iterable[tuple[int, Mapping[str, object]]],
+    *,
+    key: str,
+    start_line: int,
+    export_time: float,
+    target: str,
+    settings: Settings,
+    transport: Transport,
+    deadline: Deadline,
+    chunk_items: int,
+) -> FileProgress:
     checkpoint, indexed, stale = start_line, 0, 0
     iterator: Iterator[tuple[int, Mapping[str, object]]] = iter(items)
     while True:

@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddbsync.backfill import BackfillSettings
+from ddbsync.backfill_files import paused_gc
 from ddbsync.bulk import Deadline, Outcome, make_writes
 from ddbsync.config import Settings
 from ddbsync.decode import JsonValue, decode_item
@@ -409,14 +410,15 @@ def run_repair(
             body = s3.get_object(Bucket=bs.export_bucket, Key=file.key)["Body"]
         except ClientError as e:
             raise RepairError(f"{file.key}: cannot read the data file listed in the manifest: {e}") from e
-        lines = _apply_file(
-            iter_incremental(body, manifest.output_format, file.key),
-            file.key,
-            targets,
-            settings,
-            client,
-            summary,
-        )
+        with paused_gc():  # see backfill_files.paused_gc
+            lines = _apply_file(
+                iter_incremental(body, manifest.output_format, file.key),
+                file.key,
+                targets,
+                settings,
+                client,
+                summary,
+            )
         body.close()
         if lines != file.item_count:
             raise RepairError(
