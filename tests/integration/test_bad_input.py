@@ -272,3 +272,12 @@ def test_stops_before_the_timeout_and_reports_the_rest(alias: str, dlq_url: str)
     records = [f.record("INSERT", "a", "1", {"n": 1})]
     result = handler(event(records), FakeContext(remaining_ms=4000))
     assert result == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+
+
+def test_an_event_without_a_records_list_fails_the_invocation(alias: str, dlq_url: str) -> None:
+    # Not a stream event: reporting an empty batch as done would hide the mistake.
+    from ddbsync.errors import RecordError
+
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    with pytest.raises(RecordError, match="no Records list"):
+        handler({"records": []}, FakeContext())

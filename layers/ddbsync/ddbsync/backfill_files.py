@@ -26,7 +26,7 @@ from ddbsync.errors import DdbsyncError
 from ddbsync.mapping import META_FIELD, Change
 from ddbsync.sending import send
 from ddbsync.transport import Transport
-from ddbsync.versioning import EXPORT_RANK, Ordering, export_version
+from ddbsync.versioning import export_ordering, export_version
 
 __all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items", "paused_gc"]
 
@@ -66,7 +66,7 @@ def export_change(
         document_id(item, partition_key, sort_key),
         "index",
         export_version(export_time),
-        Ordering(second - 1, EXPORT_RANK),
+        export_ordering(export_time),
         body,
         {},
     )
@@ -91,6 +91,7 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+@paused_gc()
 def index_items(
     items: Iterable[tuple[int, Mapping[str, object]]],
     *,
@@ -104,27 +105,8 @@ def index_items(
     chunk_items: int = CHUNK_ITEMS,
 ) -> FileProgress:
     """Index ``(line, item)`` pairs after ``start_line`` until the file ends or time runs short."""
-    with paused_gc():
-        return _index_items(
-            items, key=key, start_line=start_line, export_time=export_time, target=target,
-            settings=settings, transport=transport, deadline=deadline, chunk_items=chunk_items,
-        )
-
-
-def _index_items(
-    items: Iterable[tuple[int, Mapping[str, object]]],
-    *,
-    key: str,
-    start_line: int,
-    export_time: float,
-    target: str,
-    settings: Settings,
-    transport: Transport,
-    deadline: Deadline,
-    chunk_items: int,
-) -> FileProgress:
     checkpoint, indexed, stale = start_line, 0, 0
-    iterator: Iterator[tuple[int, Mapping[str, object]]] = iter(items)
+    iterator = iter(items)
     while True:
         if deadline.expired():
             return FileProgress(False, checkpoint, indexed, stale)

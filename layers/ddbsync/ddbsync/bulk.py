@@ -85,17 +85,6 @@ class Write:
     source: bytes
     result: WriteResult | None = None
 
-    def action(self) -> dict[str, object]:
-        return {
-            "index": {
-                "_index": self.target,
-                "_id": self.change.doc_id,
-                "version": self.change.version,
-                "version_type": "external",
-                "require_alias": True,
-            }
-        }
-
     def lines(self) -> bytes:
         # require_alias: writes always go through an alias; if it is gone (a finished
         # backfill's next alias), a domain with auto_create_index must not create an index.

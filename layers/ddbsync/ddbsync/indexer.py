@@ -21,9 +21,17 @@ from ddbsync.aws import sqs_client
 from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.config import Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
-from ddbsync.errors import DeadLetterError, IndexAdminError
+from ddbsync.errors import DeadLetterError, IndexAdminError, RecordError
 from ddbsync.index_admin import ensure_index, next_alias_name
-from ddbsync.mapping import Change, Poison, StreamRecord, collapse, map_records, materialize_newest
+from ddbsync.mapping import (
+    Change,
+    Poison,
+    StreamRecord,
+    collapse,
+    map_records,
+    materialize_newest,
+    sequence_number_of,
+)
 from ddbsync.observability import logger, metrics, tracer
 from ddbsync.opensearch import build_client
 from ddbsync.sending import send
@@ -125,7 +133,7 @@ class StreamIndexer:
         result = BatchResult(received=len(records))
         if not records:
             return result
-        all_seqs = [_seq_of(r) for r in records]
+        all_seqs = [sequence_number_of(r) for r in records]
         if not self._index_ready and self.client is not None:
             try:
                 ensure_index(self.client, self.settings.index_alias, self.settings.index_template)
@@ -165,10 +173,10 @@ class StreamIndexer:
                 letters.append(
                     DeadLetter(
                         change.record, reason or "rejected by OpenSearch", error_type or "rejected",
-                        _seq_of(change.record), change.doc_id, status, s.index_alias,
+                        sequence_number_of(change.record), change.doc_id, status, s.index_alias,
                     )
                 )
-                letter_seqs[_seq_of(change.record)] = change.sequence_numbers
+                letter_seqs[sequence_number_of(change.record)] = change.sequence_numbers
             elif outcome is Outcome.STALE:
                 result.stale += 1
             elif change.op == "tombstone":
@@ -191,12 +199,6 @@ class StreamIndexer:
                     extra={"sequence_number": letter.sequence_number, "error_type": letter.error_type,
                            "status": letter.status},
                 )
-
-
-def _seq_of(record: StreamRecord) -> str:
-    ddb = record.get("dynamodb") if isinstance(record, Mapping) else None
-    seq = ddb.get("SequenceNumber") if isinstance(ddb, Mapping) else None
-    return str(seq) if seq is not None else ""
 
 
 def _per_change(
@@ -259,8 +261,12 @@ def make_handler(
     def handler(
         event: Mapping[str, object], context: LambdaContextLike
     ) -> dict[str, list[dict[str, str]]]:
-        raw = event.get("Records") or []
-        records: list[StreamRecord] = list(raw) if isinstance(raw, list) else []
+        raw = event.get("Records")
+        if not isinstance(raw, list):
+            # Not a stream event at all (a wrong trigger or a hand-made test event): fail the
+            # invocation loudly rather than report an empty batch as done.
+            raise RecordError(f"event has no Records list (got {type(raw).__name__})")
+        records: list[StreamRecord] = list(raw)
         result = indexer.process(records, context.get_remaining_time_in_millis)
         _emit(result)
         logger.info(

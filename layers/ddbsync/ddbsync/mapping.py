@@ -15,7 +15,7 @@ from typing import Literal
 from ddbsync.decode import JsonValue, decode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import RecordError
-from ddbsync.versioning import EXPORT_RANK, Ordering, sequence_rank, stream_version
+from ddbsync.versioning import Ordering, sequence_rank, stream_version
 
 __all__ = [
     "META_FIELD",
@@ -151,11 +151,16 @@ def materialize(change: Change) -> None:
     change.body = body
 
 
-def poison_of(record: object, error: Exception) -> Poison:
-    """A Poison for a record that failed with ``error``."""
+def sequence_number_of(record: object) -> str:
+    """The record's SequenceNumber as text, or "" when the record is too broken to have one."""
     ddb = record.get("dynamodb") if isinstance(record, Mapping) else None
     seq = ddb.get("SequenceNumber") if isinstance(ddb, Mapping) else None
-    return Poison(record, str(error), type(error).__name__, str(seq or ""))  # type: ignore[arg-type]
+    return str(seq) if seq is not None else ""
+
+
+def poison_of(record: object, error: Exception) -> Poison:
+    """A Poison for a record that failed with ``error``."""
+    return Poison(record, str(error), type(error).__name__, sequence_number_of(record))  # type: ignore[arg-type]
 
 
 def map_records(
@@ -225,8 +230,3 @@ def collapse(changes: Sequence[Change]) -> list[Change]:
             )
         )
     return out
-
-
-def export_ordering(export_second: int) -> Ordering:
-    """Ordering of an export item (see versioning.export_version)."""
-    return Ordering(export_second - 1, EXPORT_RANK)

@@ -66,9 +66,15 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from ddbsync.backfill import BackfillSettings
+from ddbsync.backfill import (
+    EXPORT_ADVICE,
+    BackfillSettings,
+    describe_export,
+    export_args,
+    start_export,
+)
 from ddbsync.backfill_files import paused_gc
 from ddbsync.bulk import Deadline, Outcome, make_writes
 from ddbsync.config import Settings
@@ -81,7 +87,7 @@ from ddbsync.index_admin import next_alias_name
 from ddbsync.mapping import META_FIELD, Change
 from ddbsync.sending import send
 from ddbsync.transport import OpenSearchTransport
-from ddbsync.versioning import EXPORT_RANK, Ordering, export_version
+from ddbsync.versioning import Ordering, export_ordering, export_version
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -187,7 +193,7 @@ def repair_version(write_time_micros: int) -> int:
 
 def repair_ordering(write_time_micros: int) -> Ordering:
     """Above every stream change of the record's second, below every later second."""
-    return Ordering(write_time_micros // 1_000_000, EXPORT_RANK)
+    return export_ordering(write_time_micros // 1_000_000 + 1)
 
 
 def repair_change(record: IncrementalRecord, partition_key: str, sort_key: str | None) -> Change:
@@ -217,35 +223,24 @@ class IncrementalExports(Protocol):
     def describe(self, export_arn: str) -> dict[str, Any]: ...
 
 
-_EXPORT_ADVICE = {
-    "PointInTimeRecoveryUnavailableException": "point-in-time recovery is off: turn PITR on for the table",
+# The backfill's advice, with what differs for a time window.
+_REPAIR_ADVICE = {
+    **EXPORT_ADVICE,
     "InvalidExportTimeException": "the window must lie inside the PITR window and end in the past",
     "ExportConflictException": "an export with this client token but other settings exists (pass --token)",
-    "LimitExceededException": "too many exports are running: retry later",
-    "TableNotFoundException": "the table does not exist",
     "ValidationException": "DynamoDB refused the request",
 }
 
 
 def export_request(bs: BackfillSettings, window: Window, client_token: str) -> dict[str, Any]:
     """The ExportTableToPointInTime arguments for an incremental export of ``window``."""
-    args: dict[str, Any] = {
-        "TableArn": bs.table_arn,
-        "S3Bucket": bs.export_bucket,
-        "ExportFormat": bs.export_format,
-        "ClientToken": client_token,
-        "ExportType": "INCREMENTAL_EXPORT",
-        "IncrementalExportSpecification": {
-            "ExportFromTime": dt.datetime.fromtimestamp(window.start, dt.UTC),
-            "ExportToTime": dt.datetime.fromtimestamp(window.end, dt.UTC),
-            "ExportViewType": "NEW_AND_OLD_IMAGES",
-        },
+    args = export_args(bs, client_token)
+    args["ExportType"] = "INCREMENTAL_EXPORT"
+    args["IncrementalExportSpecification"] = {
+        "ExportFromTime": dt.datetime.fromtimestamp(window.start, dt.UTC),
+        "ExportToTime": dt.datetime.fromtimestamp(window.end, dt.UTC),
+        "ExportViewType": "NEW_AND_OLD_IMAGES",
     }
-    if bs.export_prefix:
-        args["S3Prefix"] = bs.export_prefix
-    if bs.export_kms_key_id:
-        args["S3SseAlgorithm"] = "KMS"
-        args["S3SseKmsKeyId"] = bs.export_kms_key_id
     return args
 
 
@@ -256,21 +251,11 @@ class AwsIncrementalExports:
         self.dynamodb = dynamodb
 
     def start(self, bs: BackfillSettings, window: Window, client_token: str) -> dict[str, Any]:
-        try:
-            response = self.dynamodb.export_table_to_point_in_time(**export_request(bs, window, client_token))
-        except ClientError as e:
-            code = e.response.get("Error", {}).get("Code", "")
-            advice = _EXPORT_ADVICE.get(code, "")
-            raise RepairError(f"ExportTableToPointInTime failed ({code}): {advice}: {e}") from e
-        except BotoCoreError as e:
-            raise RepairError(f"ExportTableToPointInTime failed: {e}") from e
-        return dict(response["ExportDescription"])
+        args = export_request(bs, window, client_token)
+        return start_export(self.dynamodb, args, RepairError, _REPAIR_ADVICE)
 
     def describe(self, export_arn: str) -> dict[str, Any]:
-        try:
-            return dict(self.dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"])
-        except (BotoCoreError, ClientError) as e:
-            raise RepairError(f"DescribeExport failed for {export_arn}: {e}") from e
+        return describe_export(self.dynamodb, export_arn, RepairError)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -331,6 +316,7 @@ def _chunk_deadline(seconds: float) -> Deadline:
     return Deadline(lambda: int((end - time.monotonic()) * 1000), 0)
 
 
+@paused_gc()  # see backfill_files.paused_gc
 def _apply_file(
     records: Iterator[tuple[int, IncrementalRecord]],
     key: str,
@@ -410,15 +396,14 @@ def run_repair(
             body = s3.get_object(Bucket=bs.export_bucket, Key=file.key)["Body"]
         except ClientError as e:
             raise RepairError(f"{file.key}: cannot read the data file listed in the manifest: {e}") from e
-        with paused_gc():  # see backfill_files.paused_gc
-            lines = _apply_file(
-                iter_incremental(body, manifest.output_format, file.key),
-                file.key,
-                targets,
-                settings,
-                client,
-                summary,
-            )
+        lines = _apply_file(
+            iter_incremental(body, manifest.output_format, file.key),
+            file.key,
+            targets,
+            settings,
+            client,
+            summary,
+        )
         body.close()
         if lines != file.item_count:
             raise RepairError(

@@ -6,7 +6,6 @@ Everything above this module speaks in :class:`BulkItemResult` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -127,8 +126,3 @@ class OpenSearchTransport:
                 )
             )
         return metas
-
-
-def ndjson(lines: Sequence[dict[str, object]]) -> bytes:
-    """Helper for admin code and tests: objects to an NDJSON body."""
-    return "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8")

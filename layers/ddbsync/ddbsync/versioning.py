@@ -27,6 +27,7 @@ from typing import NamedTuple
 __all__ = [
     "SLOT_BITS",
     "Ordering",
+    "export_ordering",
     "export_version",
     "second_of",
     "sequence_rank",
@@ -55,6 +56,15 @@ def export_version(export_time_seconds: float) -> int:
     if not export_time_seconds >= 1:
         raise ValueError("export time must be a positive epoch time")
     return stream_version(math.floor(export_time_seconds)) - 1
+
+
+def export_ordering(export_time_seconds: float) -> Ordering:
+    """Where an export item taken at ``export_time_seconds`` sits: top of the second before it.
+
+    The pair of :func:`export_version`: above every change of an earlier second, below
+    every change of second ``floor(T)`` or later (docs/versioning.md, rule 4).
+    """
+    return Ordering(math.floor(export_time_seconds) - 1, EXPORT_RANK)
 
 
 def second_of(version: int) -> int:
