@@ -77,6 +77,7 @@ def baseline_lines(records: list[dict[str, Any]]) -> list[bytes]:
                 "_id": doc_id,
                 "version": stream_version(created),
                 "version_type": "external",
+                "require_alias": True,
             }
         }
         source = json.dumps(body, default=_default, ensure_ascii=False, separators=(",", ":"))

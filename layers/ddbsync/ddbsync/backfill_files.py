@@ -11,10 +11,8 @@ and none is skipped.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import islice
 
@@ -23,12 +21,13 @@ from ddbsync.config import Settings
 from ddbsync.decode import decode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import DdbsyncError
+from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import META_FIELD, Change
 from ddbsync.sending import send
 from ddbsync.transport import Transport
 from ddbsync.versioning import export_ordering, export_version
 
-__all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items", "paused_gc"]
+__all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items"]
 
 CHUNK_ITEMS = 500
 
@@ -70,25 +69,6 @@ def export_change(
         body,
         {},
     )
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector while bulk-decoding export items.
-
-    Parsing and decoding a chunk allocates tens of thousands of small dicts; the
-    collector then runs over and over on objects that reference counting frees anyway
-    (JSON trees have no cycles). Measured on the backfill path: reading and parsing a
-    data file took about 40 us per item with the collector on and about 13 us with it
-    paused (bench/README.md). It is switched back on afterwards, as it was.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @paused_gc()

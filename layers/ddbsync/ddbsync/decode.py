@@ -11,15 +11,20 @@ Compared with boto3's ``TypeDeserializer`` the output is JSON-ready and exact:
 * ``SS``/``NS``/``BS``: sorted lists (sets have no order; sorting makes the
   document identical whichever path wrote it).
 
-Speed: the common case runs a tight decoder with no per-value bookkeeping. On
-anything unexpected it falls back to :mod:`ddbsync.decode_checked`, which
-validates every value and raises :class:`DecodeError` with the exact path, or
-returns the same result for odd-but-valid input.
+Speed: the common case runs a tight decoder with no per-value bookkeeping, in C
+(:mod:`ddbsync._speedups`) when that module was built, else in Python (``_map``).
+The C decoder only takes input whose result the Python one defines, and hands
+everything else back. On anything unexpected the Python fast decoder falls back
+to :mod:`ddbsync.decode_checked`, which validates every value and raises
+:class:`DecodeError` with the exact path, or returns the same result for
+odd-but-valid input. ``DDBSYNC_PURE_PYTHON=1`` turns the C decoder off.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -36,6 +41,7 @@ from ddbsync.numbers import (
 )
 
 __all__ = [
+    "SPEEDUPS",
     "BigInt",
     "ExactDecimal",
     "JsonValue",
@@ -47,6 +53,28 @@ __all__ = [
 ]
 
 JsonValue = object
+
+
+def _load_speedups() -> Callable[[dict[str, Any]], dict[str, object] | None] | None:
+    if os.environ.get("DDBSYNC_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from ddbsync import _speedups
+    except ImportError as e:
+        logging.getLogger(__name__).warning(
+            "ddbsync C speedups not available (%s): using the pure-Python decoder "
+            "(same results, slower). Rebuild with a C compiler, or set DDBSYNC_PURE_PYTHON=1 "
+            "to say this is intended.",
+            e,
+        )
+        return None
+    return _speedups.decode_map
+
+
+# The C fast path of decode_item, or None (not built, or DDBSYNC_PURE_PYTHON=1).
+_c_decode_map = _load_speedups()
+# Whether decode_item uses the C decoder (for logs and tests).
+SPEEDUPS = _c_decode_map is not None
 
 
 class _Slow(Exception):
@@ -158,6 +186,10 @@ def decode_value(value: object, path: str = "$") -> JsonValue:
 def decode_item(item: Mapping[str, object]) -> dict[str, JsonValue]:
     """Decode a whole item (attribute name -> DynamoDB-JSON value) into JSON-ready values."""
     if item.__class__ is dict:
+        if _c_decode_map is not None:
+            decoded = _c_decode_map(item)
+            if decoded is not None:
+                return decoded
         try:
             return _map(item)
         except Exception:

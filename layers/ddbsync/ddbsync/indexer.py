@@ -22,6 +22,7 @@ from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make
 from ddbsync.config import Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
 from ddbsync.errors import DeadLetterError, IndexAdminError, RecordError
+from ddbsync.gcpause import paused_gc
 from ddbsync.index_admin import ensure_index, next_alias_name
 from ddbsync.mapping import (
     Change,
@@ -129,6 +130,7 @@ class StreamIndexer:
         self._drop_writes_to_a_finished_backfill(report)
         return report
 
+    @paused_gc()  # decoding a batch makes no cycles; see ddbsync.gcpause
     def process(self, records: Sequence[StreamRecord], remaining_ms: Callable[[], int]) -> BatchResult:
         result = BatchResult(received=len(records))
         if not records:

@@ -75,7 +75,6 @@ from ddbsync.backfill import (
     export_args,
     start_export,
 )
-from ddbsync.backfill_files import paused_gc
 from ddbsync.bulk import Deadline, Outcome, make_writes
 from ddbsync.config import Settings
 from ddbsync.decode import JsonValue, decode_item
@@ -83,6 +82,7 @@ from ddbsync.docid import document_id
 from ddbsync.errors import ConfigError, DdbsyncError
 from ddbsync.export_format import IncrementalRecord, iter_incremental
 from ddbsync.export_manifest import read_files, read_summary, summary_key_from_export
+from ddbsync.gcpause import paused_gc
 from ddbsync.index_admin import next_alias_name
 from ddbsync.mapping import META_FIELD, Change
 from ddbsync.sending import send
@@ -316,7 +316,7 @@ def _chunk_deadline(seconds: float) -> Deadline:
     return Deadline(lambda: int((end - time.monotonic()) * 1000), 0)
 
 
-@paused_gc()  # see backfill_files.paused_gc
+@paused_gc()  # see ddbsync.gcpause
 def _apply_file(
     records: Iterator[tuple[int, IncrementalRecord]],
     key: str,

@@ -1,0 +1,309 @@
+/*
+ * ddbsync._speedups: the hot loop of ddbsync.decode in C.
+ *
+ * decode_map(item) turns a DynamoDB-JSON attribute map (a dict from a stream record
+ * or an export line) into the very same Python objects as the pure-Python fast
+ * decoder in decode.py (_map): S/B/str kept as is, N as int or float, M/L
+ * recursively, BOOL/NULL, SS/NS as sorted lists.
+ *
+ * It handles only the common, unambiguous input. On anything else (an integer of
+ * 19 or more digits, a decimal that is not plain and short, BS, a subclass, a
+ * malformed value, deep nesting...) it "bails": decode_map returns None and the
+ * caller decodes the item in Python, which decides and explains. So the C code
+ * never defines behaviour, it only speeds up cases whose result is known; the
+ * differential tests (tests/unit/test_speedups.py) compare both on random input.
+ *
+ * Built against the limited C API (abi3, CPython >= 3.11): one binary per CPU
+ * architecture serves every runtime from 3.11 on (this machine's 3.11 and the
+ * Lambda python3.13 alike). No Python code runs while it works (it never calls
+ * back into Python objects other than str/int/float/list/dict), so the GIL is
+ * held throughout and nothing can mutate the input under it.
+ */
+#define PY_SSIZE_T_CLEAN
+#define Py_LIMITED_API 0x030B0000
+#include <Python.h>
+
+/* DynamoDB allows 32 levels of nesting; deeper input goes to the Python decoder. */
+#define MAX_DEPTH 64
+
+/* Convention inside this file: a function returns a new reference, or NULL. NULL
+ * with an exception set is a real error (MemoryError); NULL without one is a bail. */
+
+static PyObject *decode_map_at(PyObject *map, int depth);
+static PyObject *decode_list_at(PyObject *list, int depth);
+
+/* The UTF-8 bytes of an exact str, or NULL (bail) if it has none (lone surrogates). */
+static const char *utf8_of(PyObject *text, Py_ssize_t *size) {
+    const char *s = PyUnicode_AsUTF8AndSize(text, size);
+    if (s == NULL) {
+        PyErr_Clear();
+    }
+    return s;
+}
+
+static int tag_is(const char *tag, Py_ssize_t size, const char *name) {
+    Py_ssize_t i = 0;
+    for (; i < size; i++) {
+        if (name[i] == '\0' || name[i] != tag[i]) {
+            return 0;
+        }
+    }
+    return name[i] == '\0';
+}
+
+/*
+ * An N value, exactly as decode.py's _map/_num would decode it, for the two shapes
+ * it can tell without the Decimal module:
+ *   - an integer of at most 18 digits (optionally negative): int;
+ *   - a plain decimal accepted by numbers.plain_decimal_as_float (at most 16
+ *     characters besides the sign, one dot, no leading zero but "0.", no trailing
+ *     zero but ".0"): float.
+ * Anything else bails.
+ */
+static PyObject *decode_number(PyObject *text) {
+    if (!PyUnicode_CheckExact(text)) {
+        return NULL;
+    }
+    Py_ssize_t size;
+    const char *s = utf8_of(text, &size);
+    if (s == NULL) {
+        return NULL;
+    }
+    const char *body = s;
+    Py_ssize_t n = size;
+    int negative = 0;
+    if (n > 0 && body[0] == '-') {
+        negative = 1;
+        body++;
+        n--;
+    }
+    Py_ssize_t dots = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = body[i];
+        if (c == '.') {
+            dots++;
+        } else if (c < '0' || c > '9') {
+            return NULL;
+        }
+    }
+    if (dots == 0) {
+        if (n < 1 || n > 18) {
+            return NULL;
+        }
+        long long value = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            value = value * 10 + (body[i] - '0');
+        }
+        return PyLong_FromLongLong(negative ? -value : value);
+    }
+    if (dots != 1 || n > 16 || body[0] == '.' || body[n - 1] == '.') {
+        return NULL;
+    }
+    if (body[n - 1] == '0' && body[n - 2] != '.') {
+        return NULL; /* a trailing zero: only "x.0" keeps its digits as a float */
+    }
+    if (body[0] == '0' && body[1] != '.') {
+        return NULL; /* a leading zero */
+    }
+    double value = PyOS_string_to_double(s, NULL, NULL);
+    if (value == -1.0 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return PyFloat_FromDouble(value);
+}
+
+/* A sorted copy of an SS (every element an exact str) or an NS list, or NULL. */
+static PyObject *decode_set(PyObject *inner, int numbers) {
+    if (!PyList_CheckExact(inner)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_Size(inner);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *element = PyList_GetItem(inner, i); /* borrowed */
+        PyObject *value;
+        if (numbers) {
+            value = decode_number(element);
+        } else if (PyUnicode_CheckExact(element)) {
+            Py_INCREF(element);
+            value = element;
+        } else {
+            value = NULL;
+        }
+        if (value == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SetItem(out, i, value); /* steals value */
+    }
+    if (PyList_Sort(out) < 0) {
+        /* Cannot happen for str, or int and float, but never guess: bail. */
+        PyErr_Clear();
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* One attribute value: a dict holding exactly one type tag. */
+static PyObject *decode_value_at(PyObject *value, int depth) {
+    if (!PyDict_CheckExact(value) || PyDict_Size(value) != 1) {
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *tag_obj, *inner; /* borrowed */
+    if (!PyDict_Next(value, &pos, &tag_obj, &inner) || !PyUnicode_CheckExact(tag_obj)) {
+        return NULL;
+    }
+    Py_ssize_t size;
+    const char *tag = utf8_of(tag_obj, &size);
+    if (tag == NULL) {
+        return NULL;
+    }
+    switch (size) {
+    case 1:
+        if (tag[0] == 'S' || tag[0] == 'B') {
+            if (PyUnicode_CheckExact(inner)) {
+                Py_INCREF(inner);
+                return inner;
+            }
+            return NULL;
+        }
+        if (tag[0] == 'N') {
+            return decode_number(inner);
+        }
+        if (tag[0] == 'M') {
+            return PyDict_CheckExact(inner) ? decode_map_at(inner, depth + 1) : NULL;
+        }
+        if (tag[0] == 'L') {
+            return PyList_CheckExact(inner) ? decode_list_at(inner, depth + 1) : NULL;
+        }
+        return NULL;
+    case 2:
+        if (tag_is(tag, size, "SS")) {
+            return decode_set(inner, 0);
+        }
+        if (tag_is(tag, size, "NS")) {
+            return decode_set(inner, 1);
+        }
+        return NULL; /* BS and anything unknown: the Python decoder */
+    case 4:
+        if (tag_is(tag, size, "BOOL")) {
+            if (inner == Py_True || inner == Py_False) {
+                Py_INCREF(inner);
+                return inner;
+            }
+            return NULL;
+        }
+        if (tag_is(tag, size, "NULL")) {
+            if (inner == Py_True) {
+                Py_RETURN_NONE;
+            }
+            return NULL;
+        }
+        return NULL;
+    default:
+        return NULL;
+    }
+}
+
+static PyObject *decode_map_at(PyObject *map, int depth) {
+    if (depth > MAX_DEPTH) {
+        return NULL;
+    }
+    PyObject *out = PyDict_New();
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *name, *value; /* borrowed */
+    while (PyDict_Next(map, &pos, &name, &value)) {
+        if (!PyUnicode_CheckExact(name)) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyObject *decoded = decode_value_at(value, depth);
+        if (decoded == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        int failed = PyDict_SetItem(out, name, decoded);
+        Py_DECREF(decoded);
+        if (failed) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static PyObject *decode_list_at(PyObject *list, int depth) {
+    if (depth > MAX_DEPTH) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_Size(list);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *decoded = decode_value_at(PyList_GetItem(list, i), depth);
+        if (decoded == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SetItem(out, i, decoded); /* steals decoded */
+    }
+    return out;
+}
+
+static PyObject *decode_map(PyObject *module, PyObject *item) {
+    (void)module;
+    if (!PyDict_CheckExact(item)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *out = decode_map_at(item, 0);
+    if (out == NULL) {
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"decode_map", decode_map, METH_O,
+     "decode_map(item: dict) -> dict | None\n\n"
+     "Decode a DynamoDB-JSON attribute map like ddbsync.decode's fast path, or return\n"
+     "None when the item needs the Python decoder (unusual numbers, BS, malformed input)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "_speedups",
+    "C speedups for ddbsync.decode (limited API; the pure-Python decoder is the reference).",
+    -1,
+    methods,
+    NULL,
+    NULL,
+    NULL,
+    NULL,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    PyObject *module = PyModule_Create(&module_def);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddIntConstant(module, "MAX_DEPTH", MAX_DEPTH) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

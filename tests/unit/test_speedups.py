@@ -1,0 +1,260 @@
+"""ddbsync._speedups (the C decoder) against the pure-Python decoder it speeds up.
+
+The Python decoder defines the behaviour. The C one may only hand an item back
+(None) or return exactly what Python returns: same values, same types (1, 1.0 and
+True are equal in Python, so types are compared too), same key order, same
+serialized bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ddbsync import decode
+from ddbsync.decode import decode_item, dumps_bytes
+from ddbsync.errors import DecodeError
+from tests.support import load_event
+
+PURE = os.environ.get("DDBSYNC_PURE_PYTHON", "") not in ("", "0")
+
+try:
+    from ddbsync import _speedups
+except ImportError:  # reported by test_the_extension_is_built
+    _speedups = None  # type: ignore[assignment]
+
+needs_c = pytest.mark.skipif(_speedups is None, reason="ddbsync._speedups is not built")
+
+
+def test_the_extension_is_built() -> None:
+    if PURE:
+        pytest.skip("DDBSYNC_PURE_PYTHON=1: running without the C decoder on purpose")
+    assert _speedups is not None, (
+        "ddbsync._speedups was not built: install a C compiler (apt-get install gcc) and run "
+        "`pip install -e .` again, or set DDBSYNC_PURE_PYTHON=1 to test without it"
+    )
+    assert decode.SPEEDUPS
+
+
+def identical(a: object, b: object) -> bool:
+    """Equal values of the same types, dict keys in the same order, -0.0 apart from 0.0."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        assert isinstance(b, dict)
+        return list(a) == list(b) and all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        assert isinstance(b, list)
+        return len(a) == len(b) and all(identical(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        assert isinstance(b, float)
+        return a == b and math.copysign(1, a) == math.copysign(1, b)
+    return a == b
+
+
+def python_decode(item: dict[str, Any]) -> object:
+    """What decode_item returns without the C decoder: a value, or the error it raises."""
+    try:
+        return decode._map(item)
+    except Exception:
+        pass
+    try:
+        return decode.checked_item(item)
+    except DecodeError as e:
+        return e
+
+
+def assert_agrees(item: dict[str, Any]) -> object:
+    fast = _speedups.decode_map(item)
+    if fast is None:
+        return None
+    slow = python_decode(item)
+    assert not isinstance(slow, Exception), f"C accepted what Python rejects: {item!r} ({slow})"
+    assert identical(fast, slow), (item, fast, slow)
+    assert dumps_bytes(fast) == dumps_bytes(slow)
+    return fast
+
+
+# --- random input, valid and not ------------------------------------------------------------
+
+number_texts = st.one_of(
+    st.from_regex(r"-?[0-9]{0,20}(\.[0-9]{0,18})?", fullmatch=True),
+    st.integers(min_value=-(10**40), max_value=10**40).map(str),
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.floats().map(repr),
+    st.text(alphabet="-+.0123456789eE", max_size=22),
+    st.text(max_size=6),  # anything, lone surrogates included
+)
+tags = st.sampled_from(["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS", "X", "s", "SSS", ""])
+scalars = st.one_of(
+    st.text(),
+    number_texts,
+    st.booleans(),
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.binary(max_size=4),
+)
+
+
+def typed_values() -> st.SearchStrategy[Any]:
+    def wrap(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        inner = st.one_of(
+            scalars,
+            st.lists(st.one_of(number_texts, st.text(max_size=4)), max_size=4),
+            st.dictionaries(st.text(max_size=3), children, max_size=3),
+            st.lists(children, max_size=3),
+        )
+        well_formed = st.one_of(
+            st.builds(lambda s: {"S": s}, st.text()),
+            st.builds(lambda n: {"N": n}, number_texts),
+            st.builds(lambda b: {"BOOL": b}, st.booleans()),
+            st.just({"NULL": True}),
+            st.builds(lambda m: {"M": m}, st.dictionaries(st.text(max_size=3), children, max_size=3)),
+            st.builds(lambda v: {"L": v}, st.lists(children, max_size=3)),
+            st.builds(lambda v: {"SS": v}, st.lists(st.text(max_size=3), max_size=4, unique=True)),
+            st.builds(lambda v: {"NS": v}, st.lists(number_texts, max_size=4, unique=True)),
+        )
+        odd = st.one_of(
+            st.dictionaries(tags, inner, min_size=0, max_size=2),
+            scalars,
+            st.lists(children, max_size=2),
+        )
+        return st.one_of(well_formed, well_formed, well_formed, odd)
+
+    leaves = st.one_of(
+        st.builds(lambda s: {"S": s}, st.text()),
+        st.builds(lambda n: {"N": n}, number_texts),
+        st.dictionaries(tags, scalars, max_size=2),
+    )
+    return st.recursive(leaves, wrap, max_leaves=12)
+
+
+items = st.dictionaries(st.text(max_size=4), typed_values(), max_size=5)
+
+
+@needs_c
+@settings(max_examples=1500)
+@given(items)
+def test_random_items_decode_identically_or_are_handed_back(item: dict[str, Any]) -> None:
+    assert_agrees(item)
+
+
+@needs_c
+@given(number_texts)
+def test_every_number_text_decodes_identically_or_is_handed_back(text: str) -> None:
+    assert_agrees({"n": {"N": text}, "ns": {"NS": [text, "1"]}, "l": {"L": [{"N": text}]}})
+
+
+# --- the shapes it must take (else there is no speed-up) and the ones it must hand back ---
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "text",
+    ["0", "7", "-7", "-0", "007", "123456789012345678", "-123456789012345678",
+     "1.5", "-0.25", "0.0", "16.0", "89.99", "1234567890.12345"],
+)
+def test_common_numbers_are_taken(text: str) -> None:
+    assert assert_agrees({"n": {"N": text}}) is not None
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "text",
+    ["1234567890123456789", "18446744073709551615", "1.50", "01.5", ".5", "5.", "1e5", "+1",
+     "1.2.3", "", "-", "12345678901234.567", "NaN", "١٢", "1\ud800"],
+)
+def test_other_numbers_are_handed_back(text: str) -> None:
+    assert _speedups.decode_map({"n": {"N": text}}) is None
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"BS": ["AQ=="]},
+        {"S": 1},
+        {"S": "x", "N": "1"},
+        {},
+        {"NULL": False},
+        {"BOOL": 1},
+        {"M": [("a", {"S": "x"})]},
+        {"L": ({"S": "x"},)},
+        {"SS": ["a", 1]},
+        {"NS": ["1", "1e3"]},
+        {"UNKNOWN": "x"},
+        ["S", "x"],
+        "S",
+    ],
+    ids=repr,
+)
+def test_unusual_values_are_handed_back(value: object) -> None:
+    assert _speedups.decode_map({"a": {"S": "ok"}, "b": value}) is None
+
+
+@needs_c
+def test_subclasses_and_non_string_names_are_handed_back() -> None:
+    class Sub(str):
+        pass
+
+    assert _speedups.decode_map({"a": {"S": Sub("x")}}) is None
+    assert _speedups.decode_map({1: {"S": "x"}}) is None  # type: ignore[dict-item]
+    assert _speedups.decode_map([]) is None  # type: ignore[arg-type]
+
+
+@needs_c
+def test_nesting_beyond_the_limit_is_handed_back_and_python_decodes_it() -> None:
+    def nest(levels: int) -> dict[str, Any]:
+        value: dict[str, Any] = {"S": "leaf"}
+        for _ in range(levels):
+            value = {"M": {"m": value}}
+        return {"top": value}
+
+    assert _speedups.decode_map(nest(_speedups.MAX_DEPTH)) is not None
+    deep = nest(_speedups.MAX_DEPTH + 1)
+    assert _speedups.decode_map(deep) is None
+    node: Any = decode_item(deep)["top"]
+    for _ in range(_speedups.MAX_DEPTH):
+        node = node["m"]
+    assert node == {"m": "leaf"}
+
+
+@needs_c
+def test_the_sample_events_decode_identically() -> None:
+    taken = 0
+    for name in ("all_types.json", "insert.json", "modify.json", "same_key_batch.json", "poison.json"):
+        for record in load_event(name)["Records"]:
+            image = record.get("dynamodb", {}).get("NewImage")
+            if isinstance(image, dict):
+                taken += assert_agrees(image) is not None
+    assert taken >= 3  # the plain sample items go through the C decoder
+
+
+@needs_c
+def test_no_reference_leaks() -> None:
+    text = "".join(["lea", "k-check"])  # a fresh object, so its refcount is ours alone
+    item = {"a": {"S": text}, "l": {"L": [{"S": text}, {"M": {"x": {"SS": [text]}}}]}, "n": {"N": "1.5"}}
+    bail = {"a": {"S": text}, "b": {"BS": [text]}}
+    before = sys.getrefcount(text)
+    for _ in range(1000):
+        assert _speedups.decode_map(item) is not None
+        assert _speedups.decode_map(bail) is None
+    assert sys.getrefcount(text) == before
+
+
+def test_decode_item_gives_the_same_with_and_without_the_c_decoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    image = load_event("all_types.json")["Records"][0]["dynamodb"]["NewImage"]
+    common = {k: v for k, v in image.items() if k not in ("n_huge", "n_decimal", "bs", "ns")}
+    with_c = decode_item(image), decode_item(common)
+    monkeypatch.setattr(decode, "_c_decode_map", None)
+    without = decode_item(image), decode_item(common)
+    for a, b in zip(with_c, without, strict=True):
+        assert identical(a, b)
+        assert dumps_bytes(a) == dumps_bytes(b)
