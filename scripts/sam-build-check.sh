@@ -9,14 +9,19 @@
 #                                                   and arm64 -> x86_64 (needs python3.11)
 #   KEEP_BUILD=1 scripts/...                        keep the temp dir and print its path
 #
-# Native mode is the real thing: SAM's pip builder fetches manylinux aarch64 /
-# cp313 wheels for the layer even on an x86_64 host. Override mode only proves
-# that the template's code paths, BuildMethod and requirements resolve; its wheels
-# are for the wrong runtime and architecture, so never deploy its output.
+# Native mode is the real thing: the layer's makefile build (layers/ddbsync/build-layer.sh)
+# fetches manylinux aarch64 / cp313 wheels and compiles ddbsync/_speedups.c for aarch64
+# even on an x86_64 host (with aarch64-linux-gnu-gcc there). Override mode only proves
+# that the template's code paths, BuildMethod and requirements resolve and that the
+# extension compiles (for x86_64, with cc); its output is for the wrong runtime and
+# architecture, so never deploy it.
 #
 # Either way the script then checks the layout Lambda needs: the layer at
-# python/ddbsync/ with its dependencies beside it, the handler module at the
-# function root. Exits non-zero on any failure.
+# python/ddbsync/ with its dependencies and python/ddbsync/_speedups.abi3.so for the
+# target architecture, the handler module at the function root. In native mode it then
+# loads the aarch64 extension under qemu when qemu-aarch64(-static) is installed
+# (scripts/check-arm64-extension.sh). DDBSYNC_LAYER_PURE_PYTHON=1 builds and checks a
+# layer without the extension. Exits non-zero on any failure.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -63,6 +68,9 @@ case "$MODE" in
     find_python313 || die "DDBSYNC_BUILD_MODE=native needs python3.13 on PATH or in pyenv"
     TEMPLATE="$ROOT/template.yaml"
     RUNTIME=python3.13
+    # build-layer.sh's defaults (arm64, 3.13) are the template's target.
+    unset DDBSYNC_LAYER_ARCH DDBSYNC_LAYER_PYTHON
+    ELF_MACHINE=183 # EM_AARCH64
     ;;
   override)
     command -v python3.11 >/dev/null || die "override mode needs python3.11 on PATH"
@@ -77,6 +85,10 @@ case "$MODE" in
     cp -r "$ROOT/layers/ddbsync" "$WORK/layers/ddbsync"
     printf '\n# override mode only (python3.11 stand-in)\nnumpy<2.3\n' >>"$WORK/layers/ddbsync/requirements.txt"
     sed -i "s#ContentUri: layers/ddbsync/\?#ContentUri: $WORK/layers/ddbsync/#" "$TEMPLATE"
+    # The layer's build script reads its target from these (the sed above cannot reach it);
+    # the extension is then compiled for this x86_64 host with cc.
+    export DDBSYNC_LAYER_ARCH=x86_64 DDBSYNC_LAYER_PYTHON=3.11
+    ELF_MACHINE=62 # EM_X86_64
     ;;
   *) die "unknown DDBSYNC_BUILD_MODE=$MODE (auto|native|override)" ;;
 esac
@@ -111,6 +123,28 @@ done
 for dep in aws_lambda_powertools opensearchpy requests_aws4auth aws_xray_sdk orjson amazon; do
   [[ -d "$LAYER/$dep" ]] || die "layer is missing dependency $dep"
 done
+# Only what runs: no host-built extension, bytecode or egg-info from the source tree.
+leftover="$(find "$LAYER/ddbsync" \( -name '__pycache__' -o -name '*.pyc' -o -name '*.egg-info' -o -name '*.c' \
+  -o \( -name '*.so' ! -path "$LAYER/ddbsync/_speedups.abi3.so" \) \) -print | head -n 5)"
+[[ -z "$leftover" ]] || die "layer holds build leftovers: $leftover"
+[[ -f "$LAYER/ddbsync/py.typed" ]] || die "layer is missing python/ddbsync/py.typed"
+
+# The C speedups, for the target architecture (ELF e_machine, not the file name).
+SPEEDUPS="$LAYER/ddbsync/_speedups.abi3.so"
+elf_machine() { python3 -c '
+import struct, sys
+with open(sys.argv[1], "rb") as f:
+    head = f.read(20)
+print(struct.unpack("<H", head[18:20])[0] if head[:4] == b"\x7fELF" else "not-elf")
+' "$1"; }
+if [[ "${DDBSYNC_LAYER_PURE_PYTHON:-}" == 1 ]]; then
+  [[ ! -e "$SPEEDUPS" ]] || die "DDBSYNC_LAYER_PURE_PYTHON=1 but the layer has $SPEEDUPS"
+  say "note: DDBSYNC_LAYER_PURE_PYTHON=1, layer built without ddbsync._speedups"
+else
+  [[ -f "$SPEEDUPS" ]] || die "layer is missing python/ddbsync/_speedups.abi3.so"
+  machine="$(elf_machine "$SPEEDUPS")"
+  [[ "$machine" == "$ELF_MACHINE" ]] || die "_speedups.abi3.so has ELF machine $machine, expected $ELF_MACHINE"
+fi
 if [[ "$MODE" == native ]]; then
   # Native extensions must be for the Lambda target, not for this host.
   # Read each ELF header's e_machine (183 = AArch64) rather than trusting file names.
@@ -125,10 +159,32 @@ for path in sys.stdin.buffer.read().split(b"\0"):
         print(path.decode())
 ' | head -n 5)"
   [[ -z "$bad" ]] || die "layer holds non-aarch64 extensions: $bad"
+
+  if [[ -f "$SPEEDUPS" ]]; then
+    # The python3.13 runtime runs on Amazon Linux 2023 (glibc 2.34); the cross compiler
+    # links against this host's newer glibc, so no symbol may need a later version.
+    if command -v readelf >/dev/null; then
+      newest="$(readelf --version-info --wide "$SPEEDUPS" | { grep -o 'GLIBC_[0-9.]*' || true; } | sed 's/GLIBC_//' | sort -V | tail -n 1)"
+      if [[ -n "$newest" && "$(printf '%s\n' "$newest" 2.34 | sort -V | tail -n 1)" != 2.34 ]]; then
+        die "_speedups.abi3.so needs GLIBC_$newest, Lambda python3.13 has 2.34"
+      fi
+    else
+      say "SKIP glibc symbol version check of _speedups.abi3.so (no readelf: apt-get install binutils)"
+    fi
+    if command -v qemu-aarch64-static >/dev/null || command -v qemu-aarch64 >/dev/null; then
+      "$ROOT/scripts/check-arm64-extension.sh" "$SPEEDUPS" || die "the aarch64 _speedups.abi3.so does not load or run under qemu"
+    else
+      say "SKIP arm64 load test of _speedups.abi3.so: no qemu-aarch64-static (apt-get install qemu-user-static)"
+    fi
+  fi
 fi
 
 size="$(du -sm "$BUILD/DdbsyncLayer" | cut -f1)"
 # Function + layers must stay under Lambda's 250 MB unzipped limit.
 (( size < 200 )) || die "layer is ${size} MB unzipped (limit 250 MB with the function)"
 
-say "OK: layer python/ddbsync/ + deps (${size} MB), function app.py"
+if [[ -f "$SPEEDUPS" ]]; then
+  say "OK: layer python/ddbsync/ + _speedups.abi3.so + deps (${size} MB), function app.py"
+else
+  say "OK: layer python/ddbsync/ (pure Python) + deps (${size} MB), function app.py"
+fi
