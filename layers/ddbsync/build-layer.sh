@@ -93,12 +93,15 @@ if [[ "$PURE_PYTHON" != 1 ]]; then
   [[ -f "$INCLUDE/Python.h" ]] ||
     die "no Python.h in $INCLUDE (install the Python development headers, e.g. python3-dev)"
   # Headers of CPython 3.12 to 3.13.4 return None/True/False without a new reference even
-  # under the 3.11 limited API (CPython gh-134989): such a build frees None on 3.11.
+  # under the 3.11 limited API (CPython gh-134989): a module using Py_RETURN_NONE (or
+  # _TRUE/_FALSE) built with them frees None on 3.11. _speedups.c avoids those macros;
+  # refuse such headers only if it ever uses them again.
   probe="$(printf '#include <Python.h>\nPyObject *ddbsync_probe(void) { Py_RETURN_NONE; }\n' |
     "$CC" -DPy_LIMITED_API=0x030B0000 -I"$INCLUDE" -E -P -x c - | tr -d ' \t\n')" ||
     die "$CC cannot use the Python headers in $INCLUDE (cross builds: set HEADERS_PYTHON to a python.org or pyenv CPython)"
-  if [[ "$probe" == *'ddbsync_probe(void){return(&_Py_NoneStruct);}'* ]]; then
-    die "the headers in $INCLUDE break the 3.11 limited API (CPython gh-134989): set HEADERS_PYTHON to a python3.11 or a CPython >= 3.13.5"
+  if [[ "$probe" == *'ddbsync_probe(void){return(&_Py_NoneStruct);}'* ]] &&
+    grep -Eq 'Py_RETURN_(NONE|TRUE|FALSE)' "$SRC/ddbsync/_speedups.c"; then
+    die "the headers in $INCLUDE break the 3.11 limited API (CPython gh-134989) and _speedups.c uses Py_RETURN_*: set HEADERS_PYTHON to a python3.11 or a CPython >= 3.13.5"
   fi
 fi
 

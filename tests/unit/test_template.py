@@ -176,14 +176,18 @@ def test_function_names_are_never_hard_coded(resources: dict[str, Any]) -> None:
 def test_layer_is_built_by_sam_for_python313_on_arm64(resources: dict[str, Any]) -> None:
     layer = resources["DdbsyncLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    # makefile: the layer's build script installs aarch64/cp313 wheels and compiles the C
+    # decoder for arm64 (docs/deploy.md, "Building the layer").
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     props = layer["Properties"]
     assert props["ContentUri"] == "layers/ddbsync/"
     assert props["CompatibleRuntimes"] == ["python3.13"]
     assert props["CompatibleArchitectures"] == ["arm64"]
-    # SAM's python BuildMethod installs the ContentUri's requirements.txt and copies
-    # the package next to its dependencies under python/.
+    # The build script installs the ContentUri's requirements.txt and copies the package
+    # next to its dependencies under python/.
+    assert "build-DdbsyncLayer:" in (ROOT / props["ContentUri"] / "Makefile").read_text()
+    assert (ROOT / props["ContentUri"] / "build-layer.sh").is_file()
     assert (ROOT / props["ContentUri"] / "requirements.txt").is_file()
     assert (ROOT / props["ContentUri"] / "ddbsync" / "config.py").is_file()
 

@@ -18,6 +18,11 @@
  * Lambda python3.13 alike). No Python code runs while it works (it never calls
  * back into Python objects other than str/int/float/list/dict), so the GIL is
  * held throughout and nothing can mutate the input under it.
+ *
+ * None is returned with Py_NewRef(Py_None), never with the Py_RETURN_* macros: the 3.12 to
+ * 3.13.4 headers expand that macro without taking a reference even under an
+ * older limited API (CPython gh-134989), and the module would then crash a 3.11
+ * interpreter at exit.
  */
 #define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x030B0000
@@ -201,7 +206,7 @@ static PyObject *decode_value_at(PyObject *value, int depth) {
         }
         if (tag_is(tag, size, "NULL")) {
             if (inner == Py_True) {
-                Py_RETURN_NONE;
+                return Py_NewRef(Py_None);
             }
             return NULL;
         }
@@ -264,14 +269,14 @@ static PyObject *decode_list_at(PyObject *list, int depth) {
 static PyObject *decode_map(PyObject *module, PyObject *item) {
     (void)module;
     if (!PyDict_CheckExact(item)) {
-        Py_RETURN_NONE;
+        return Py_NewRef(Py_None);
     }
     PyObject *out = decode_map_at(item, 0);
     if (out == NULL) {
         if (PyErr_Occurred()) {
             return NULL;
         }
-        Py_RETURN_NONE;
+        return Py_NewRef(Py_None);
     }
     return out;
 }

@@ -12,17 +12,18 @@ and none is skipped.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 
-from ddbsync.bulk import Deadline, Outcome, make_writes
+from ddbsync.bulk import Deadline, Outcome, Write, make_writes
 from ddbsync.config import Settings
 from ddbsync.decode import decode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import DdbsyncError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import META_FIELD, Change
+from ddbsync.prefetch import prefetched
 from ddbsync.sending import send
 from ddbsync.transport import Transport
 from ddbsync.versioning import export_ordering, export_version
@@ -71,6 +72,29 @@ def export_change(
     )
 
 
+def _prepared_chunks(
+    items: Iterable[tuple[int, Mapping[str, object]]],
+    key: str,
+    settings: Settings,
+    export_time: float,
+    target: str,
+    chunk_items: int,
+) -> Iterator[tuple[list[int], list[Write]]]:
+    """Read, decode and serialize the file chunk by chunk: (line numbers, writes) per chunk."""
+    iterator = iter(items)
+    while True:
+        chunk = list(islice(iterator, chunk_items))
+        if not chunk:
+            return
+        changes = []
+        for line, item in chunk:
+            try:
+                changes.append(export_change(item, settings.partition_key, settings.sort_key, export_time))
+            except (DdbsyncError, ValueError) as e:
+                raise BackfillFileError(key, line, str(e)) from e
+        yield [line for line, _ in chunk], make_writes(changes, [target])
+
+
 @paused_gc()
 def index_items(
     items: Iterable[tuple[int, Mapping[str, object]]],
@@ -84,32 +108,33 @@ def index_items(
     deadline: Deadline,
     chunk_items: int = CHUNK_ITEMS,
 ) -> FileProgress:
-    """Index ``(line, item)`` pairs after ``start_line`` until the file ends or time runs short."""
+    """Index ``(line, item)`` pairs after ``start_line`` until the file ends or time runs short.
+
+    The next chunk is read and decoded in a background thread while the current one
+    is being sent (:mod:`ddbsync.prefetch`); chunks are still sent, acknowledged and
+    checkpointed strictly in order, and a chunk read ahead but not sent is simply
+    read again by the next call.
+    """
     checkpoint, indexed, stale = start_line, 0, 0
-    iterator = iter(items)
-    while True:
-        if deadline.expired():
-            return FileProgress(False, checkpoint, indexed, stale)
-        chunk = list(islice(iterator, chunk_items))
-        if not chunk:
-            return FileProgress(True, checkpoint, indexed, stale)
-        changes = []
-        for line, item in chunk:
-            try:
-                changes.append(export_change(item, settings.partition_key, settings.sort_key, export_time))
-            except (DdbsyncError, ValueError) as e:
-                raise BackfillFileError(key, line, str(e)) from e
-        writes = make_writes(changes, [target])
-        report = send(settings, writes, transport, deadline)
-        for (line, _item), write in zip(chunk, report.writes, strict=True):
-            result = write.result
-            if result is None or result.outcome is Outcome.UNSENT:
-                # Resume from here next time: the checkpoint stays before this line.
+    chunks = _prepared_chunks(items, key, settings, export_time, target, chunk_items)
+    with prefetched(chunks) as ready:
+        while True:
+            if deadline.expired():
                 return FileProgress(False, checkpoint, indexed, stale)
-            if result.outcome is Outcome.POISON:
-                raise BackfillFileError(key, line, f"OpenSearch rejected the item: {result.reason}")
-            if result.outcome is Outcome.STALE:
-                stale += 1
-            else:
-                indexed += 1
-            checkpoint = line
+            prepared = next(ready, None)
+            if prepared is None:
+                return FileProgress(True, checkpoint, indexed, stale)
+            lines, writes = prepared
+            report = send(settings, writes, transport, deadline)
+            for line, write in zip(lines, report.writes, strict=True):
+                result = write.result
+                if result is None or result.outcome is Outcome.UNSENT:
+                    # Resume from here next time: the checkpoint stays before this line.
+                    return FileProgress(False, checkpoint, indexed, stale)
+                if result.outcome is Outcome.POISON:
+                    raise BackfillFileError(key, line, f"OpenSearch rejected the item: {result.reason}")
+                if result.outcome is Outcome.STALE:
+                    stale += 1
+                else:
+                    indexed += 1
+                checkpoint = line
