@@ -48,9 +48,8 @@ os.environ.update(fake_aws_env())
 from tests.support import OPENSEARCH_URL
 
 from ddbsync.backfill_files import CHUNK_ITEMS, export_change, index_items
-from ddbsync.bulk import Deadline, Write
+from ddbsync.bulk import Deadline, Write, source_of
 from ddbsync.config import Settings
-from ddbsync.decode import dumps_bytes
 from ddbsync.export_format import iter_export_items
 from ddbsync.index_admin import create_backfill_index
 from ddbsync.local.exporter import ion_line, json_line
@@ -94,7 +93,7 @@ def raw_bodies(items: list[dict[str, Any]]) -> list[bytes]:
     bodies = []
     for i in range(0, len(items), CHUNK_ITEMS):
         changes = [export_change(item, "pk", "sk", EXPORT_TIME) for item in items[i : i + CHUNK_ITEMS]]
-        bodies.append(b"".join(Write(_TARGET, c, dumps_bytes(c.body)).lines() for c in changes))
+        bodies.append(b"".join(Write(_TARGET, c, source_of(c)).lines() for c in changes))
     return bodies
 
 

@@ -3,8 +3,10 @@
 Both sides turn the same INSERT stream records into the same two NDJSON lines
 per record (bulk action line + document source, UTF-8 bytes):
 
-* candidate: ``ddbsync.mapping.map_record`` -> ``ddbsync.decode.dumps_bytes(change.body)``
-  -> ``ddbsync.bulk.Write(...).lines()`` (what ``make_writes`` + ``chunks`` do per write);
+* candidate: ``ddbsync.mapping.map_record(decode=False)`` -> ``materialize(serialize=True)``
+  (the C encoder writes the document's JSON straight from the image, or Python decodes and
+  serializes it) -> ``ddbsync.bulk.Write(...).lines()`` (what the indexer, ``make_writes``
+  and ``chunks`` do per write);
 * baseline: boto3 ``TypeDeserializer`` over ``NewImage``, the same ``pk|sk`` id,
   version and ``_ddbsync`` meta, ``json.dumps(default=...)`` turning Decimal into
   int/float and sets into sorted lists, and the same action line.
@@ -32,9 +34,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from _common import alternate, machine, make_records, median
-from ddbsync.bulk import Write
-from ddbsync.decode import decode_item, dumps_bytes
-from ddbsync.mapping import map_record
+from ddbsync.bulk import Write, source_of
+from ddbsync.decode import decode_item, dumps_bytes, encode_item
+from ddbsync.mapping import map_record, materialize
 from ddbsync.versioning import stream_version
 
 TARGET = 4.0
@@ -86,10 +88,13 @@ def baseline_lines(records: list[dict[str, Any]]) -> list[bytes]:
 
 
 def candidate_lines(records: list[dict[str, Any]]) -> list[bytes]:
+    # What the indexer does per record: map, then write the document's JSON straight
+    # from the image (C encoder, or decode + serialize in Python when it hands back).
     out = []
     for record in records:
-        change = map_record(record, "pk", "sk")
-        out.append(Write(ALIAS, change, dumps_bytes(change.body)).lines())
+        change = map_record(record, "pk", "sk", decode=False)
+        materialize(change, serialize=True)
+        out.append(Write(ALIAS, change, source_of(change)).lines())
     return out
 
 
@@ -124,6 +129,7 @@ def stages(records: list[dict[str, Any]], rounds: int) -> list[tuple[str, float]
     # garbage does not slow the next one's collections.
     steps: list[tuple[str, Any, list[Any]]] = [
         ("candidate decode_item(NewImage)", decode_item, images),
+        ("candidate encode_item(NewImage) (C encoder)", lambda im: encode_item(im, b'"m":1'), images),
         ("candidate map_record (incl. decode_item)", lambda r: map_record(r, "pk", "sk"), records),
         ("candidate dumps_bytes(body)", dumps_bytes, bodies),
         ("candidate Write.lines()", Write.lines, writes),

@@ -70,11 +70,22 @@ def python_decode(item: dict[str, Any]) -> object:
         return e
 
 
+MEMBER = b'"_ddbsync":{"seq":null,"ts":1,"source":"export"}'
+
+
 def assert_agrees(item: dict[str, Any]) -> object:
+    """decode_map and encode_map each hand the item back or match the Python path exactly."""
+    slow = python_decode(item)
+    encoded = _speedups.encode_map(item, MEMBER)
+    if encoded is not None:
+        assert not isinstance(slow, Exception), f"C encoded what Python rejects: {item!r} ({slow})"
+        assert isinstance(slow, dict)
+        expected = dumps_bytes({**slow, "_ddbsync": {"seq": None, "ts": 1, "source": "export"}})
+        assert encoded == expected, (item, encoded, expected)
+        assert _speedups.encode_map(item, b"") == dumps_bytes(slow)
     fast = _speedups.decode_map(item)
     if fast is None:
         return None
-    slow = python_decode(item)
     assert not isinstance(slow, Exception), f"C accepted what Python rejects: {item!r} ({slow})"
     assert identical(fast, slow), (item, fast, slow)
     assert dumps_bytes(fast) == dumps_bytes(slow)
@@ -163,6 +174,49 @@ def test_every_number_text_decodes_identically_or_is_handed_back(text: str) -> N
 )
 def test_common_numbers_are_taken(text: str) -> None:
     assert assert_agrees({"n": {"N": text}}) is not None
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "text", ["0", "-0", "007", "-12", "123456789012345678", "1.5", "-0.25", "0.0", "-0.0", "16.0", "0.001"]
+)
+def test_common_numbers_are_encoded(text: str) -> None:
+    assert _speedups.encode_map({"n": {"N": text}}, b"") is not None
+    assert_agrees({"n": {"N": text}})
+
+
+@needs_c
+@pytest.mark.parametrize("text", ["0.0001", "0.00012", "-0.0005"])
+def test_decimals_below_a_thousandth_are_not_encoded(text: str) -> None:
+    # orjson may write such a float with an exponent: the Python path decides.
+    assert _speedups.encode_map({"n": {"N": text}}, b"") is None
+    assert_agrees({"n": {"N": text}})
+
+
+@needs_c
+@pytest.mark.parametrize(
+    "text", ["a", 'quote " and \\ backslash', "\x00\x01\x08\t\n\x0b\x0c\r\x1f\x7f", "é ✓ 😀 \u2028", ""]
+)
+def test_strings_are_escaped_like_orjson(text: str) -> None:
+    item = {text: {"S": text}, "l": {"L": [{"S": text}]}, "ss": {"SS": [text, "z"]}}
+    encoded = _speedups.encode_map(item, b"")
+    assert encoded is not None
+    assert encoded == dumps_bytes(decode_item(item))
+
+
+@needs_c
+def test_a_lone_surrogate_is_handed_back() -> None:
+    assert _speedups.encode_map({"s": {"S": "\ud800"}}, b"") is None
+    assert _speedups.encode_map({"\ud800": {"S": "x"}}, b"") is None
+
+
+@needs_c
+def test_the_member_goes_last_and_an_empty_item_holds_only_it() -> None:
+    assert _speedups.encode_map({}, b'"m":1') == b'{"m":1}'
+    assert _speedups.encode_map({}, b"") == b"{}"
+    assert _speedups.encode_map({"a": {"M": {}}}, b'"m":1') == b'{"a":{},"m":1}'
+    with pytest.raises(TypeError):
+        _speedups.encode_map({}, "not bytes")  # type: ignore[arg-type]
 
 
 @needs_c
@@ -258,3 +312,37 @@ def test_decode_item_gives_the_same_with_and_without_the_c_decoder(monkeypatch: 
     for a, b in zip(with_c, without, strict=True):
         assert identical(a, b)
         assert dumps_bytes(a) == dumps_bytes(b)
+
+
+def _stream_records() -> list[dict[str, Any]]:
+    names = ("all_types.json", "insert.json", "modify.json", "same_key_batch.json")
+    return [r for n in names for r in load_event(n)["Records"] if r["eventName"] != "REMOVE"]
+
+
+def test_the_indexer_path_writes_the_same_document_bytes_as_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ddbsync.bulk import source_of
+    from ddbsync.mapping import map_record, materialize
+
+    records = _stream_records()
+    expected = [dumps_bytes(map_record(r, "pk", "sk").body) for r in records]
+    for use_c in (True, False):
+        if not use_c:
+            monkeypatch.setattr(decode, "_c_encode_map", None)
+        for record, want in zip(records, expected, strict=True):
+            change = map_record(record, "pk", "sk", decode=False)
+            materialize(change, serialize=True)
+            assert source_of(change) == want
+            # Without the C encoder the body is decoded as before.
+            assert (change.body is None) == (use_c and not PURE and change.source is not None)
+
+
+def test_the_export_path_writes_the_same_document_bytes_as_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ddbsync.backfill_files import export_change
+    from ddbsync.bulk import source_of
+
+    images = [r["dynamodb"]["NewImage"] for r in _stream_records()]
+    with_c = [source_of(export_change(im, "pk", "sk", 1_800_000_000.5)) for im in images]
+    monkeypatch.setattr(decode, "_c_encode_map", None)
+    without = [source_of(export_change(im, "pk", "sk", 1_800_000_000.5)) for im in images]
+    assert with_c == without
+    assert all(b'"_ddbsync":{"seq":null,"ts":1800000000,"source":"export"}}' in s for s in with_c)

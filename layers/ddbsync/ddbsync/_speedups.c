@@ -27,6 +27,7 @@
 #define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x030B0000
 #include <Python.h>
+#include <string.h>
 
 /* DynamoDB allows 32 levels of nesting; deeper input goes to the Python decoder. */
 #define MAX_DEPTH 64
@@ -266,6 +267,355 @@ static PyObject *decode_list_at(PyObject *list, int depth) {
     return out;
 }
 
+/* ---- encode_map: DynamoDB JSON straight to the document's JSON bytes ---------------
+ *
+ * The same input rules as decode_map (same shapes taken, same bails), but instead
+ * of building Python objects that orjson then serializes, it writes the bytes that
+ * dumps_bytes(decode_item(item) + the ddbsync member) would write, byte for byte:
+ * orjson's string escapes (\" \\ \b \t \n \f \r, \u00xx for other control
+ * characters, everything else as UTF-8), integers in canonical form, and a plain
+ * decimal as its own text (orjson prints such a float with exactly those digits;
+ * one below 0.001 bails, since a float that small may be printed with an exponent).
+ */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+} Buffer;
+
+static int buffer_reserve(Buffer *b, Py_ssize_t extra) {
+    if (b->size + extra <= b->capacity) {
+        return 0;
+    }
+    Py_ssize_t capacity = b->capacity ? b->capacity : 4096;
+    while (capacity < b->size + extra) {
+        capacity *= 2;
+    }
+    char *data = PyMem_Realloc(b->data, (size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    b->data = data;
+    b->capacity = capacity;
+    return 0;
+}
+
+static int buffer_put(Buffer *b, const char *bytes, Py_ssize_t n) {
+    if (buffer_reserve(b, n) < 0) {
+        return -1;
+    }
+    memcpy(b->data + b->size, bytes, (size_t)n);
+    b->size += n;
+    return 0;
+}
+
+static int buffer_putc(Buffer *b, char c) {
+    if (buffer_reserve(b, 1) < 0) {
+        return -1;
+    }
+    b->data[b->size++] = c;
+    return 0;
+}
+
+/* Status of the writers below: 0 written, -1 real error (exception set), 1 bail. */
+#define WRITTEN 0
+#define FAILED (-1)
+#define BAIL 1
+
+static int write_string(Buffer *b, PyObject *text) {
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n;
+    const char *s = utf8_of(text, &n);
+    if (s == NULL) {
+        return BAIL; /* lone surrogates: the Python path reports it */
+    }
+    /* Worst case: every byte becomes \u00xx. */
+    if (buffer_reserve(b, 6 * n + 2) < 0) {
+        return FAILED;
+    }
+    char *out = b->data + b->size;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char)c;
+            continue;
+        }
+        *out++ = '\\';
+        switch (c) {
+        case '"': *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\t': *out++ = 't'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\r': *out++ = 'r'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 0xf];
+        }
+    }
+    *out++ = '"';
+    b->size = out - b->data;
+    return WRITTEN;
+}
+
+/* An integer in canonical form (no leading zeros, no "-0"), as orjson writes an int. */
+static int write_integer(Buffer *b, int negative, unsigned long long value) {
+    char digits[24];
+    char *end = digits + sizeof digits;
+    char *p = end;
+    do {
+        *--p = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    if (negative) {
+        *--p = '-';
+    }
+    return buffer_put(b, p, end - p) < 0 ? FAILED : WRITTEN;
+}
+
+/* An N value: the same shapes as decode_number, written as orjson writes the result. */
+static int write_number(Buffer *b, PyObject *text) {
+    if (!PyUnicode_CheckExact(text)) {
+        return BAIL;
+    }
+    Py_ssize_t size;
+    const char *s = utf8_of(text, &size);
+    if (s == NULL) {
+        return BAIL;
+    }
+    const char *body = s;
+    Py_ssize_t n = size;
+    int negative = 0;
+    if (n > 0 && body[0] == '-') {
+        negative = 1;
+        body++;
+        n--;
+    }
+    Py_ssize_t dots = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = body[i];
+        if (c == '.') {
+            dots++;
+        } else if (c < '0' || c > '9') {
+            return BAIL;
+        }
+    }
+    if (dots == 0) {
+        if (n < 1 || n > 18) {
+            return BAIL;
+        }
+        long long value = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            value = value * 10 + (body[i] - '0');
+        }
+        return write_integer(b, negative && value != 0, (unsigned long long)value);
+    }
+    if (dots != 1 || n > 16 || body[0] == '.' || body[n - 1] == '.') {
+        return BAIL;
+    }
+    if (body[n - 1] == '0' && body[n - 2] != '.') {
+        return BAIL;
+    }
+    if (body[0] == '0' && body[1] != '.') {
+        return BAIL;
+    }
+    if (n >= 5 && memcmp(body, "0.000", 5) == 0) {
+        return BAIL; /* below 0.001: orjson may write such a float with an exponent */
+    }
+    return buffer_put(b, s, size) < 0 ? FAILED : WRITTEN;
+}
+
+static int write_map(Buffer *b, PyObject *map, int depth, const char *suffix, Py_ssize_t suffix_size);
+static int write_value(Buffer *b, PyObject *value, int depth);
+
+/* SS/NS: sorted like decode_set (numbers by value), written one by one. */
+static int write_set(Buffer *b, PyObject *inner, int numbers) {
+    PyObject *sorted = decode_set(inner, numbers);
+    if (sorted == NULL) {
+        return PyErr_Occurred() ? FAILED : BAIL;
+    }
+    Py_ssize_t n = PyList_Size(sorted);
+    int status = buffer_putc(b, '[') < 0 ? FAILED : WRITTEN;
+    for (Py_ssize_t i = 0; i < n && status == WRITTEN; i++) {
+        if (i > 0 && buffer_putc(b, ',') < 0) {
+            status = FAILED;
+            break;
+        }
+        PyObject *element = PyList_GetItem(sorted, i); /* borrowed */
+        if (!numbers) {
+            status = write_string(b, element);
+        } else if (PyLong_CheckExact(element)) {
+            long long value = PyLong_AsLongLong(element); /* at most 18 digits: fits */
+            status = value < 0 ? write_integer(b, 1, (unsigned long long)(-value))
+                               : write_integer(b, 0, (unsigned long long)value);
+        } else {
+            /* A float from a plain decimal: its text is needed, which the sort lost.
+             * Rare (NS of decimals): let the Python path write it. */
+            status = BAIL;
+        }
+    }
+    Py_DECREF(sorted);
+    if (status == WRITTEN && buffer_putc(b, ']') < 0) {
+        status = FAILED;
+    }
+    return status;
+}
+
+static int write_list(Buffer *b, PyObject *list, int depth) {
+    if (depth > MAX_DEPTH) {
+        return BAIL;
+    }
+    Py_ssize_t n = PyList_Size(list);
+    if (buffer_putc(b, '[') < 0) {
+        return FAILED;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (i > 0 && buffer_putc(b, ',') < 0) {
+            return FAILED;
+        }
+        int status = write_value(b, PyList_GetItem(list, i), depth);
+        if (status != WRITTEN) {
+            return status;
+        }
+    }
+    return buffer_putc(b, ']') < 0 ? FAILED : WRITTEN;
+}
+
+static int write_value(Buffer *b, PyObject *value, int depth) {
+    if (!PyDict_CheckExact(value) || PyDict_Size(value) != 1) {
+        return BAIL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *tag_obj, *inner; /* borrowed */
+    if (!PyDict_Next(value, &pos, &tag_obj, &inner) || !PyUnicode_CheckExact(tag_obj)) {
+        return BAIL;
+    }
+    Py_ssize_t size;
+    const char *tag = utf8_of(tag_obj, &size);
+    if (tag == NULL) {
+        return BAIL;
+    }
+    switch (size) {
+    case 1:
+        if (tag[0] == 'S' || tag[0] == 'B') {
+            return PyUnicode_CheckExact(inner) ? write_string(b, inner) : BAIL;
+        }
+        if (tag[0] == 'N') {
+            return write_number(b, inner);
+        }
+        if (tag[0] == 'M') {
+            return PyDict_CheckExact(inner) ? write_map(b, inner, depth + 1, NULL, 0) : BAIL;
+        }
+        if (tag[0] == 'L') {
+            return PyList_CheckExact(inner) ? write_list(b, inner, depth + 1) : BAIL;
+        }
+        return BAIL;
+    case 2:
+        if (tag_is(tag, size, "SS")) {
+            return write_set(b, inner, 0);
+        }
+        if (tag_is(tag, size, "NS")) {
+            return write_set(b, inner, 1);
+        }
+        return BAIL;
+    case 4:
+        if (tag_is(tag, size, "BOOL")) {
+            if (inner == Py_True) {
+                return buffer_put(b, "true", 4) < 0 ? FAILED : WRITTEN;
+            }
+            if (inner == Py_False) {
+                return buffer_put(b, "false", 5) < 0 ? FAILED : WRITTEN;
+            }
+            return BAIL;
+        }
+        if (tag_is(tag, size, "NULL")) {
+            if (inner == Py_True) {
+                return buffer_put(b, "null", 4) < 0 ? FAILED : WRITTEN;
+            }
+            return BAIL;
+        }
+        return BAIL;
+    default:
+        return BAIL;
+    }
+}
+
+/* A map as a JSON object; suffix (already JSON, e.g. "\"_ddbsync\":{...}") is added as
+ * its last member. */
+static int write_map(Buffer *b, PyObject *map, int depth, const char *suffix, Py_ssize_t suffix_size) {
+    if (depth > MAX_DEPTH) {
+        return BAIL;
+    }
+    if (buffer_putc(b, '{') < 0) {
+        return FAILED;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *name, *value; /* borrowed */
+    int first = 1;
+    while (PyDict_Next(map, &pos, &name, &value)) {
+        if (!PyUnicode_CheckExact(name)) {
+            return BAIL;
+        }
+        if (!first && buffer_putc(b, ',') < 0) {
+            return FAILED;
+        }
+        first = 0;
+        int status = write_string(b, name);
+        if (status == WRITTEN) {
+            status = buffer_putc(b, ':') < 0 ? FAILED : WRITTEN;
+        }
+        if (status == WRITTEN) {
+            status = write_value(b, value, depth);
+        }
+        if (status != WRITTEN) {
+            return status;
+        }
+    }
+    if (suffix_size > 0) {
+        if (!first && buffer_putc(b, ',') < 0) {
+            return FAILED;
+        }
+        if (buffer_put(b, suffix, suffix_size) < 0) {
+            return FAILED;
+        }
+    }
+    return buffer_putc(b, '}') < 0 ? FAILED : WRITTEN;
+}
+
+static PyObject *encode_map(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 2 || !PyBytes_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "encode_map(item: dict, suffix: bytes)");
+        return NULL;
+    }
+    PyObject *item = args[0];
+    if (!PyDict_CheckExact(item)) {
+        return Py_NewRef(Py_None);
+    }
+    char *suffix;
+    Py_ssize_t suffix_size;
+    if (PyBytes_AsStringAndSize(args[1], &suffix, &suffix_size) < 0) {
+        return NULL;
+    }
+    Buffer b = {NULL, 0, 0};
+    int status = write_map(&b, item, 0, suffix, suffix_size);
+    PyObject *out = NULL;
+    if (status == WRITTEN) {
+        out = PyBytes_FromStringAndSize(b.data, b.size);
+    } else if (status == BAIL) {
+        out = Py_NewRef(Py_None);
+    }
+    PyMem_Free(b.data);
+    return out;
+}
+
 static PyObject *decode_map(PyObject *module, PyObject *item) {
     (void)module;
     if (!PyDict_CheckExact(item)) {
@@ -286,6 +636,10 @@ static PyMethodDef methods[] = {
      "decode_map(item: dict) -> dict | None\n\n"
      "Decode a DynamoDB-JSON attribute map like ddbsync.decode's fast path, or return\n"
      "None when the item needs the Python decoder (unusual numbers, BS, malformed input)."},
+    {"encode_map", (PyCFunction)(void (*)(void))encode_map, METH_FASTCALL,
+     "encode_map(item: dict, suffix: bytes) -> bytes | None\n\n"
+     "The JSON bytes dumps_bytes() would write for the decoded item, with suffix (JSON of\n"
+     "one more member) added last; None when the item needs the Python path."},
     {NULL, NULL, 0, NULL},
 };
 

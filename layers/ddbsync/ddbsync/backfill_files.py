@@ -18,11 +18,11 @@ from itertools import islice
 
 from ddbsync.bulk import Deadline, Outcome, Write, make_writes
 from ddbsync.config import Settings
-from ddbsync.decode import decode_item
+from ddbsync.decode import JsonValue, decode_item, encode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import DdbsyncError
 from ddbsync.gcpause import paused_gc
-from ddbsync.mapping import META_FIELD, Change
+from ddbsync.mapping import META_FIELD, Change, meta_member
 from ddbsync.prefetch import prefetched
 from ddbsync.sending import send
 from ddbsync.transport import Transport
@@ -57,11 +57,16 @@ def export_change(
     item: Mapping[str, object], partition_key: str, sort_key: str | None, export_time: float
 ) -> Change:
     """The document write for one exported item (DynamoDB JSON)."""
-    second = math.floor(export_time)
-    body = decode_item(item)
-    if META_FIELD in body:
+    meta: dict[str, JsonValue] = {"seq": None, "ts": math.floor(export_time), "source": "export"}
+    if META_FIELD in item:
         raise ValueError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync")
-    body[META_FIELD] = {"seq": None, "ts": second, "source": "export"}
+    # The C encoder writes the document's JSON straight from the item when it can;
+    # otherwise decode and let make_writes serialize (same bytes either way).
+    source = encode_item(item, meta_member({META_FIELD: meta}))
+    body: dict[str, JsonValue] | None = None
+    if source is None:
+        body = decode_item(item)
+        body[META_FIELD] = meta
     return Change(
         document_id(item, partition_key, sort_key),
         "index",
@@ -69,6 +74,7 @@ def export_change(
         export_ordering(export_time),
         body,
         {},
+        source=source,
     )
 
 

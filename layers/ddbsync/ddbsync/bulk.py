@@ -28,6 +28,7 @@ __all__ = [
     "WriteResult",
     "classify_status",
     "send_writes",
+    "source_of",
 ]
 
 # Statuses that say the *document* is bad: retrying cannot help, so it goes to the DLQ.
@@ -41,6 +42,10 @@ _ACTION = (
     b'{"index":{"_index":%b,"_id":%b,"version":%d,"version_type":"external","require_alias":true}}'
     b"\n%b\n"
 )
+
+
+# JSON of the target aliases seen so far (a handful per process).
+_QUOTED: dict[str, bytes] = {}
 
 
 class Outcome(enum.Enum):
@@ -88,8 +93,11 @@ class Write:
     def lines(self) -> bytes:
         # require_alias: writes always go through an alias; if it is gone (a finished
         # backfill's next alias), a domain with auto_create_index must not create an index.
+        quoted = _QUOTED.get(self.target)
+        if quoted is None:
+            quoted = _QUOTED.setdefault(self.target, orjson.dumps(self.target))
         return _ACTION % (
-            orjson.dumps(self.target),
+            quoted,
             orjson.dumps(self.change.doc_id),
             self.change.version,
             self.source,
@@ -104,6 +112,10 @@ class WriteResult:
     reason: str | None = None
 
 
+# The usual answers, shared (frozen, so safe to share): one less object per write.
+_APPLIED_RESULTS = {status: WriteResult(Outcome.APPLIED, status) for status in (200, 201)}
+
+
 @dataclass(slots=True)
 class SendReport:
     writes: list[Write]
@@ -113,13 +125,18 @@ class SendReport:
     counts: dict[Outcome, int] = field(default_factory=dict)
 
 
+def source_of(change: Change) -> bytes:
+    """The document's JSON: written by the C encoder already, or serialized from the body."""
+    return change.source if change.source is not None else dumps_bytes(change.body)
+
+
 def make_writes(changes: Sequence[Change], targets: Sequence[str]) -> list[Write]:
     """Expand changes to one write per target alias (the source is serialized once)."""
     writes: list[Write] = []
     for change in changes:
         if change.op == "skip":
             continue
-        source = dumps_bytes(change.body)
+        source = source_of(change)
         writes.extend(Write(target, change, source) for target in targets)
     return writes
 
@@ -244,5 +261,7 @@ def _apply_results(
             write.result = WriteResult(Outcome.UNSENT, item.status, item.error_type, item.reason)
             if item.status not in _NO_RETRY_STATUSES:
                 retry.append(write)
+        elif item.error_type is None and item.reason is None and item.status in _APPLIED_RESULTS:
+            write.result = _APPLIED_RESULTS[item.status]  # shared (frozen): the common case
         else:
             write.result = WriteResult(outcome, item.status, item.error_type, item.reason)

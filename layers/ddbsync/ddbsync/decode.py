@@ -50,12 +50,13 @@ __all__ = [
     "decode_value",
     "dumps",
     "dumps_bytes",
+    "encode_item",
 ]
 
 JsonValue = object
 
 
-def _load_speedups() -> Callable[[dict[str, Any]], dict[str, object] | None] | None:
+def _load_speedups() -> Any:
     if os.environ.get("DDBSYNC_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
@@ -68,13 +69,20 @@ def _load_speedups() -> Callable[[dict[str, Any]], dict[str, object] | None] | N
             e,
         )
         return None
-    return _speedups.decode_map
+    return _speedups
 
 
-# The C fast path of decode_item, or None (not built, or DDBSYNC_PURE_PYTHON=1).
-_c_decode_map = _load_speedups()
-# Whether decode_item uses the C decoder (for logs and tests).
-SPEEDUPS = _c_decode_map is not None
+_speedups = _load_speedups()
+# The C fast paths of decode_item and encode_item, or None (not built, or
+# DDBSYNC_PURE_PYTHON=1).
+_c_decode_map: Callable[[dict[str, Any]], dict[str, object] | None] | None = (
+    _speedups.decode_map if _speedups is not None else None
+)
+_c_encode_map: Callable[[dict[str, Any], bytes], bytes | None] | None = (
+    _speedups.encode_map if _speedups is not None else None
+)
+# Whether the C decoder is in use (for logs and tests).
+SPEEDUPS = _speedups is not None
 
 
 class _Slow(Exception):
@@ -195,6 +203,20 @@ def decode_item(item: Mapping[str, object]) -> dict[str, JsonValue]:
         except Exception:
             pass
     return checked_item(item)
+
+
+def encode_item(item: Mapping[str, object], member: bytes) -> bytes | None:
+    """The document JSON for an item straight from DynamoDB JSON, or None.
+
+    Byte for byte what ``dumps_bytes(decode_item(item) | extra)`` writes, where
+    ``member`` is the JSON of ``extra``'s one member (``b'"k":{...}'``), added last.
+    Only the C encoder does this, and only for the shapes it takes (see
+    _speedups.c); None means "decode and serialize in Python", which the caller
+    then does. Skips building the decoded document as Python objects at all.
+    """
+    if _c_encode_map is None or item.__class__ is not dict:
+        return None
+    return _c_encode_map(item, member)
 
 
 def _exact(value: object) -> orjson.Fragment:

@@ -125,7 +125,7 @@ class StreamIndexer:
 
     def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
         """Decode the surviving changes (poison images go to ``poison``) and send them."""
-        ready = [c if c.op != "index" else materialize_newest(c, poison) for c in changes]
+        ready = [c if c.op != "index" else materialize_newest(c, poison, serialize=True) for c in changes]
         report = self._send(make_writes([c for c in ready if c is not None], self.targets()), deadline)
         self._drop_writes_to_a_finished_backfill(report)
         return report
@@ -135,14 +135,13 @@ class StreamIndexer:
         result = BatchResult(received=len(records))
         if not records:
             return result
-        all_seqs = [sequence_number_of(r) for r in records]
         if not self._index_ready and self.client is not None:
             try:
                 ensure_index(self.client, self.settings.index_alias, self.settings.index_template)
                 self._index_ready = True
             except IndexAdminError as e:
                 logger.error("index not ready; the whole batch will be retried", extra={"reason": str(e)})
-                result.failed_sequence_numbers = all_seqs
+                result.failed_sequence_numbers = [sequence_number_of(r) for r in records]
                 return result
 
         s = self.settings

@@ -12,7 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ddbsync.decode import JsonValue, decode_item
+import orjson
+
+from ddbsync.decode import JsonValue, decode_item, encode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import RecordError
 from ddbsync.versioning import Ordering, sequence_rank, stream_version
@@ -52,6 +54,9 @@ class Change:
     # Older changes of the same key in the batch, newest first: the fallback when this
     # change's image turns out to be poison.
     older: tuple[Change, ...] = ()
+    # The document's JSON when materialize() wrote it straight from the image (C
+    # encoder); then body stays None and make_writes sends these bytes.
+    source: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,17 +142,34 @@ def map_record(
     raise RecordError(f"unknown eventName {name!r}", seq)
 
 
-def materialize(change: Change) -> None:
-    """Decode the change's new image into its body (no-op when already done or a tombstone)."""
-    if change.body is not None:
+def meta_member(meta: dict[str, JsonValue]) -> bytes:
+    """The JSON of the ``_ddbsync`` member (``"_ddbsync":{...}``), for encode_item."""
+    return b'"' + META_FIELD.encode() + b'":' + orjson.dumps(meta[META_FIELD])
+
+
+def materialize(change: Change, *, serialize: bool = False) -> None:
+    """Decode the change's new image into its body (no-op when already done or a tombstone).
+
+    With ``serialize=True`` the document may instead be written straight to JSON
+    bytes in ``change.source`` (the C encoder; same bytes as serializing the body),
+    leaving ``body`` None: what the indexer does, since it only needs the bytes.
+    """
+    if change.body is not None or change.source is not None:
         return
     ddb = change.record["dynamodb"]
-    body = decode_item(ddb["NewImage"])  # type: ignore[index]
+    image = ddb["NewImage"]  # type: ignore[index]
+    meta = _meta(ddb["SequenceNumber"], change.created_seconds, False, "stream")  # type: ignore[index]
+    if serialize and image.__class__ is dict and META_FIELD not in image:
+        source = encode_item(image, meta_member(meta))
+        if source is not None:
+            change.source = source
+            return
+    body = decode_item(image)
     if META_FIELD in body:
         raise RecordError(
             f"item has an attribute named {META_FIELD!r}, reserved by ddbsync", change.sequence_numbers[0]
         )
-    body.update(_meta(ddb["SequenceNumber"], change.created_seconds, False, "stream"))  # type: ignore[index]
+    body.update(meta)
     change.body = body
 
 
@@ -182,7 +204,7 @@ def map_records(
     return changes, poison
 
 
-def materialize_newest(change: Change, poison: list[Poison]) -> Change | None:
+def materialize_newest(change: Change, poison: list[Poison], *, serialize: bool = False) -> Change | None:
     """The newest change of a key whose image decodes; the ones that do not become poison.
 
     Returns None when every change of the key is poison. The result carries the
@@ -191,7 +213,7 @@ def materialize_newest(change: Change, poison: list[Poison]) -> Change | None:
     dead: set[str] = set()
     for candidate in (change, *change.older):
         try:
-            materialize(candidate)
+            materialize(candidate, serialize=serialize)
         except Exception as e:  # poison: to the DLQ, and try the next older change
             poison.append(poison_of(candidate.record, e))
             dead.update(candidate.sequence_numbers)
@@ -201,7 +223,7 @@ def materialize_newest(change: Change, poison: list[Poison]) -> Change | None:
         alive = tuple(s for s in change.sequence_numbers if s not in dead)
         return Change(
             candidate.doc_id, candidate.op, candidate.version, candidate.ordering, candidate.body,
-            candidate.record, alive, candidate.created_seconds,
+            candidate.record, alive, candidate.created_seconds, source=candidate.source,
         )
     return None
 
@@ -226,7 +248,7 @@ def collapse(changes: Sequence[Change]) -> list[Change]:
         out.append(
             Change(
                 c.doc_id, c.op, c.version, c.ordering, c.body, c.record,
-                folded, c.created_seconds, tuple(newest_first[1:]),
+                folded, c.created_seconds, tuple(newest_first[1:]), c.source,
             )
         )
     return out

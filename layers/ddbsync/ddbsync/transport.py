@@ -67,6 +67,9 @@ _BULK_FILTER = (
 )
 
 
+_PLAIN_RESULTS = {status: BulkItemResult(status) for status in (200, 201)}
+
+
 def _status(e: os_exc.TransportError) -> int | None:
     code = e.status_code
     return code if isinstance(code, int) else None
@@ -90,7 +93,13 @@ class OpenSearchTransport:
         results = []
         for item in response.get("items", []):
             ((_, outcome),) = item.items()
-            error = outcome.get("error") or {}
+            error = outcome.get("error")
+            if not error:
+                status = outcome["status"]
+                # The common answers are shared (frozen) instances: one less object per item.
+                common = _PLAIN_RESULTS.get(status) if status.__class__ is int else None
+                results.append(common or BulkItemResult(int(status)))
+                continue
             reason = error.get("reason")
             cause = (error.get("caused_by") or {}).get("reason")
             if cause:
