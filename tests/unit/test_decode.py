@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -139,10 +140,27 @@ def test_decimals_that_are_not_json_numbers_are_written_as_valid_json(text: str)
     assert Decimal(json.loads(out, parse_float=Decimal, parse_int=Decimal)) == Decimal(text)
 
 
-@given(st.decimals(allow_nan=False, allow_infinity=False).map(str))
+def _in_dynamodb_range(d: Decimal) -> bool:
+    return d == 0 or -130 <= d.adjusted() <= 125
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False).filter(_in_dynamodb_range).map(str))
 def test_any_finite_decimal_serializes_to_valid_json_of_equal_value(text: str) -> None:
     out = dumps({"v": decode_value({"N": text})})
     assert json.loads(out, parse_float=Decimal, parse_int=Decimal)["v"] == Decimal(text)
+
+
+@pytest.mark.parametrize("text", ["7E731486", "1E+126", "-1E126", "1E-131", "9" * 127, "-" + "9" * 5000])
+def test_a_number_beyond_dynamodbs_range_is_a_decode_error_and_fails_fast(text: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(DecodeError, match="outside DynamoDB's range"):
+        decode_value({"N": text})
+    assert time.perf_counter() - start < 1.0  # not seconds of big-integer arithmetic
+
+
+@pytest.mark.parametrize("text", ["9.9999999999999999999999999999999999999E+125", "1E-130", "9" * 126])
+def test_the_edges_of_dynamodbs_range_decode(text: str) -> None:
+    assert roundtrip({"v": decode_value({"N": text})})["v"] == Decimal(text)
 
 
 # --- malformed input ----------------------------------------------------------------------

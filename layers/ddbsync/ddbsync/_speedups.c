@@ -616,6 +616,231 @@ static PyObject *encode_map(PyObject *module, PyObject *const *args, Py_ssize_t 
     return out;
 }
 
+/* ---- stream_change: mapping.map_record (and the document) for the common record ----
+ *
+ * For an INSERT or MODIFY record whose envelope is plainly valid, returns
+ * (doc_id, sequence_number, created_second, source) exactly as map_record,
+ * docid.document_id and materialize(serialize=True) compute them; bails (None) on
+ * anything else: REMOVE, a missing or odd field, a key that is not S, B or a plain
+ * integer N, an id over 512 bytes (hashed by Python), a time out of the usual range.
+ * The Python code then maps the record and, for bad input, says what is wrong.
+ */
+
+#define MAX_ID_BYTES 512
+#define MAX_CREATED_SECONDS (1LL << 40)
+
+/* Appends one key attribute's id text (docid.key_part) to the buffer, or bails. */
+static int write_key_part(Buffer *b, PyObject *value) {
+    if (value == NULL || !PyDict_CheckExact(value) || PyDict_Size(value) != 1) {
+        return BAIL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *tag_obj, *inner; /* borrowed */
+    if (!PyDict_Next(value, &pos, &tag_obj, &inner) || !PyUnicode_CheckExact(tag_obj) ||
+        !PyUnicode_CheckExact(inner)) {
+        return BAIL;
+    }
+    Py_ssize_t tag_size, n;
+    const char *tag = utf8_of(tag_obj, &tag_size);
+    if (tag == NULL || tag_size != 1) {
+        return BAIL;
+    }
+    const char *s = utf8_of(inner, &n);
+    if (s == NULL) {
+        return BAIL;
+    }
+    if (tag[0] == 'N') {
+        /* canonical_number of an integer is its int(): no leading zeros, no "-0". */
+        const char *body = s;
+        Py_ssize_t digits = n;
+        int negative = 0;
+        if (digits > 0 && body[0] == '-') {
+            negative = 1;
+            body++;
+            digits--;
+        }
+        if (digits < 1 || digits > 18) {
+            return BAIL;
+        }
+        unsigned long long v = 0;
+        for (Py_ssize_t i = 0; i < digits; i++) {
+            if (body[i] < '0' || body[i] > '9') {
+                return BAIL;
+            }
+            v = v * 10 + (unsigned long long)(body[i] - '0');
+        }
+        return write_integer(b, negative && v != 0, v);
+    }
+    if (tag[0] != 'S' && tag[0] != 'B') {
+        return BAIL;
+    }
+    /* Escape "\\" and "|" so that "a|b" + "c" and "a" + "b|c" differ. */
+    if (buffer_reserve(b, 2 * n) < 0) {
+        return FAILED;
+    }
+    char *out = b->data + b->size;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (s[i] == '\\' || s[i] == '|') {
+            *out++ = '\\';
+        }
+        *out++ = s[i];
+    }
+    b->size = out - b->data;
+    return WRITTEN;
+}
+
+/* A dict's item by a str key, borrowed; NULL (no exception) when absent. */
+static PyObject *item_of(PyObject *dict, const char *key) {
+    PyObject *value = PyDict_GetItemString(dict, key); /* borrowed, suppresses errors */
+    return value;
+}
+
+static int stream_created_seconds(PyObject *created, long long *seconds) {
+    if (created == NULL) {
+        return BAIL;
+    }
+    if (PyLong_CheckExact(created)) {
+        int overflow = 0;
+        long long value = PyLong_AsLongLongAndOverflow(created, &overflow);
+        if (overflow || (value == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            return BAIL;
+        }
+        if (value < 0 || value >= MAX_CREATED_SECONDS) {
+            return BAIL;
+        }
+        *seconds = value;
+        return WRITTEN;
+    }
+    if (PyFloat_CheckExact(created)) {
+        double value = PyFloat_AsDouble(created);
+        if (!(value >= 0.0 && value < (double)MAX_CREATED_SECONDS)) { /* NaN fails too */
+            return BAIL;
+        }
+        *seconds = (long long)value; /* int() of a non-negative float */
+        return WRITTEN;
+    }
+    return BAIL;
+}
+
+/* The "_ddbsync" member of a stream document, as mapping._STREAM_META writes it:
+ * "_ddbsync":{"seq":"<sequence number zero-padded to 40 digits>","ts":<second>,"source":"stream"} */
+static int write_stream_meta(Buffer *b, const char *seq, Py_ssize_t seq_size, long long second) {
+    static const char head[] = "\"_ddbsync\":{\"seq\":\"";
+    static const char mid[] = "\",\"ts\":";
+    static const char tail[] = ",\"source\":\"stream\"}";
+    if (buffer_put(b, head, (Py_ssize_t)sizeof head - 1) < 0) {
+        return FAILED;
+    }
+    for (Py_ssize_t i = seq_size; i < 40; i++) {
+        if (buffer_putc(b, '0') < 0) {
+            return FAILED;
+        }
+    }
+    if (buffer_put(b, seq, seq_size) < 0 || buffer_put(b, mid, (Py_ssize_t)sizeof mid - 1) < 0) {
+        return FAILED;
+    }
+    if (write_integer(b, 0, (unsigned long long)second) != WRITTEN) {
+        return FAILED;
+    }
+    return buffer_put(b, tail, (Py_ssize_t)sizeof tail - 1) < 0 ? FAILED : WRITTEN;
+}
+
+static PyObject *stream_change(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 4 || !PyUnicode_CheckExact(args[1]) ||
+        (args[2] != Py_None && !PyUnicode_CheckExact(args[2]))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "stream_change(record: dict, partition_key: str, sort_key: str | None, encode: bool)");
+        return NULL;
+    }
+    int encode = PyObject_IsTrue(args[3]);
+    if (encode < 0) {
+        return NULL;
+    }
+    PyObject *record = args[0];
+    if (!PyDict_CheckExact(record)) {
+        return Py_NewRef(Py_None);
+    }
+    PyObject *ddb = item_of(record, "dynamodb");
+    PyObject *name = item_of(record, "eventName");
+    if (ddb == NULL || !PyDict_CheckExact(ddb) || name == NULL || !PyUnicode_CheckExact(name)) {
+        return Py_NewRef(Py_None);
+    }
+    Py_ssize_t name_size;
+    const char *event = utf8_of(name, &name_size);
+    if (event == NULL || !(tag_is(event, name_size, "INSERT") || tag_is(event, name_size, "MODIFY"))) {
+        return Py_NewRef(Py_None);
+    }
+    PyObject *image = item_of(ddb, "NewImage");
+    PyObject *seq = item_of(ddb, "SequenceNumber");
+    PyObject *keys = item_of(ddb, "Keys");
+    if (image == NULL || !PyDict_CheckExact(image) || seq == NULL || !PyUnicode_CheckExact(seq) ||
+        keys == NULL || !PyDict_CheckExact(keys)) {
+        return Py_NewRef(Py_None);
+    }
+    Py_ssize_t seq_size;
+    const char *digits = utf8_of(seq, &seq_size);
+    if (digits == NULL || seq_size < 1) {
+        return Py_NewRef(Py_None);
+    }
+    for (Py_ssize_t i = 0; i < seq_size; i++) {
+        if (digits[i] < '0' || digits[i] > '9') {
+            return Py_NewRef(Py_None);
+        }
+    }
+    long long seconds;
+    if (stream_created_seconds(item_of(ddb, "ApproximateCreationDateTime"), &seconds) != WRITTEN) {
+        return Py_NewRef(Py_None);
+    }
+    Buffer id = {NULL, 0, 0};
+    Buffer doc = {NULL, 0, 0};
+    PyObject *out = NULL;
+    int status = write_key_part(&id, PyDict_GetItem(keys, args[1]));
+    if (status == WRITTEN && args[2] != Py_None) {
+        status = buffer_putc(&id, '|') < 0 ? FAILED : WRITTEN;
+        if (status == WRITTEN) {
+            status = write_key_part(&id, PyDict_GetItem(keys, args[2]));
+        }
+    }
+    if (status == WRITTEN && id.size > MAX_ID_BYTES) {
+        status = BAIL; /* hashed by docid.document_id */
+    }
+    /* The document: written now, while the record is in the cache, unless the image
+     * needs the Python path (then source is None and mapping.materialize decodes it). */
+    int encoded = BAIL;
+    if (status == WRITTEN && encode && item_of(image, "_ddbsync") == NULL) {
+        Buffer meta = {NULL, 0, 0};
+        encoded = write_stream_meta(&meta, digits, seq_size, seconds);
+        if (encoded == WRITTEN) {
+            encoded = write_map(&doc, image, 0, meta.data, meta.size);
+        }
+        PyMem_Free(meta.data);
+        if (encoded == FAILED) {
+            status = FAILED;
+        }
+    }
+    if (status == WRITTEN) {
+        PyObject *doc_id = PyUnicode_DecodeUTF8(id.data ? id.data : "", id.size, NULL);
+        PyObject *second = doc_id ? PyLong_FromLongLong(seconds) : NULL;
+        PyObject *source = NULL;
+        if (second != NULL) {
+            source = encoded == WRITTEN ? PyBytes_FromStringAndSize(doc.data, doc.size) : Py_NewRef(Py_None);
+        }
+        if (source != NULL) {
+            out = PyTuple_Pack(4, doc_id, seq, second, source);
+        }
+        Py_XDECREF(doc_id);
+        Py_XDECREF(second);
+        Py_XDECREF(source);
+    } else if (status == BAIL) {
+        out = Py_NewRef(Py_None);
+    }
+    PyMem_Free(id.data);
+    PyMem_Free(doc.data);
+    return out;
+}
+
 static PyObject *decode_map(PyObject *module, PyObject *item) {
     (void)module;
     if (!PyDict_CheckExact(item)) {
@@ -636,6 +861,13 @@ static PyMethodDef methods[] = {
      "decode_map(item: dict) -> dict | None\n\n"
      "Decode a DynamoDB-JSON attribute map like ddbsync.decode's fast path, or return\n"
      "None when the item needs the Python decoder (unusual numbers, BS, malformed input)."},
+    {"stream_change", (PyCFunction)(void (*)(void))stream_change, METH_FASTCALL,
+     "stream_change(record: dict, partition_key: str, sort_key: str | None, encode: bool)\n"
+     "    -> tuple[str, str, int, bytes | None] | None\n\n"
+     "(doc_id, sequence_number, created_second, source) of a plainly valid INSERT/MODIFY\n"
+     "record, as ddbsync.mapping.map_record and materialize(serialize=True) compute them\n"
+     "(source None when not asked for or when the image needs the Python path); None for\n"
+     "anything else."},
     {"encode_map", (PyCFunction)(void (*)(void))encode_map, METH_FASTCALL,
      "encode_map(item: dict, suffix: bytes) -> bytes | None\n\n"
      "The JSON bytes dumps_bytes() would write for the decoded item, with suffix (JSON of\n"

@@ -22,8 +22,6 @@ odd-but-valid input. ``DDBSYNC_PURE_PYTHON=1`` turns the C decoder off.
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,6 +29,7 @@ import orjson
 
 from ddbsync.decode_checked import checked_item, checked_number, checked_value
 from ddbsync.errors import DecodeError
+from ddbsync.native import speedups as _speedups
 from ddbsync.numbers import (
     INT64_MIN,
     UINT64_MAX,
@@ -56,23 +55,6 @@ __all__ = [
 JsonValue = object
 
 
-def _load_speedups() -> Any:
-    if os.environ.get("DDBSYNC_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from ddbsync import _speedups
-    except ImportError as e:
-        logging.getLogger(__name__).warning(
-            "ddbsync C speedups not available (%s): using the pure-Python decoder "
-            "(same results, slower). Rebuild with a C compiler, or set DDBSYNC_PURE_PYTHON=1 "
-            "to say this is intended.",
-            e,
-        )
-        return None
-    return _speedups
-
-
-_speedups = _load_speedups()
 # The C fast paths of decode_item and encode_item, or None (not built, or
 # DDBSYNC_PURE_PYTHON=1).
 _c_decode_map: Callable[[dict[str, Any]], dict[str, object] | None] | None = (
@@ -92,7 +74,7 @@ class _Slow(Exception):
 def _num(text: Any) -> object:
     if text.isascii():
         body = text[1:] if text[:1] == "-" else text
-        if body.isdigit():
+        if body.isdigit() and len(body) <= 126:  # longer: checked_number says out of range
             value = int(text)
             return value if INT64_MIN <= value <= UINT64_MAX else BigInt(value)
         as_float = plain_decimal_as_float(text)

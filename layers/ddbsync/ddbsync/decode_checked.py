@@ -19,6 +19,10 @@ from ddbsync.numbers import INT64_MIN, UINT64_MAX, BigInt, ExactDecimal, plain_d
 __all__ = ["checked_item", "checked_number", "checked_value"]
 
 
+# DynamoDB numbers: magnitudes from 1E-130 up to (not including) 1E+126.
+_RANGE = "1E-130 to 9.99...E+125 in magnitude"
+_LIMIT = 10**126
+_MAX_DIGITS = 126  # an integer text this short (sign aside) is always below _LIMIT
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 
 
@@ -27,15 +31,23 @@ def _number(text: object, path: str) -> object:
         raise DecodeError(f"N value must be a string, got {type(text).__name__}", path)
     # Fast path: plain integers (by far the most common) never touch Decimal.
     try:
-        return int(text)
+        as_int = int(text)
     except ValueError:
         pass
+    else:
+        if len(text) <= _MAX_DIGITS or abs(as_int) < _LIMIT:
+            return as_int
+        raise DecodeError(f"number {text[:20]!r}... is outside DynamoDB's range ({_RANGE})", path)
     try:
         value = Decimal(text)
     except InvalidOperation as e:
         raise DecodeError(f"invalid number {text!r}", path) from e
     if not value.is_finite():
         raise DecodeError(f"invalid number {text!r}", path)
+    # Checked before any arithmetic: "7E731486" would otherwise become an integer of
+    # 731,487 digits (seconds of CPU) on its way to an error.
+    if value and not -130 <= value.adjusted() <= 125:
+        raise DecodeError(f"number {text[:40]!r} is outside DynamoDB's range ({_RANGE})", path)
     if "." not in text and value == value.to_integral_value():
         return int(value)  # "1E+2" is the integer 100
     as_float = plain_decimal_as_float(text)

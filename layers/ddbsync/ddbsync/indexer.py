@@ -145,9 +145,12 @@ class StreamIndexer:
                 return result
 
         s = self.settings
-        # Cheap pass first (ids, versions), so only the change that survives collapse
-        # has its image decoded.
-        changes, poison = map_records(records, s.partition_key, s.sort_key, s.ttl_removes, decode=False)
+        # Ids and versions first; the C fast path also writes each document's JSON while
+        # the record is in the cache. Anything else is decoded only for the change that
+        # survives collapse (materialize_newest).
+        changes, poison = map_records(
+            records, s.partition_key, s.sort_key, s.ttl_removes, decode=False, serialize=True
+        )
         collapsed = collapse(changes)
         result.skipped = sum(len(c.sequence_numbers) for c in collapsed if c.op == "skip")
         deadline = Deadline(remaining_ms, s.timeout_margin_ms)

@@ -8,16 +8,17 @@ changes to one key in a batch collapse to the newest.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 
 from ddbsync.decode import JsonValue, decode_item, encode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import RecordError
-from ddbsync.versioning import Ordering, sequence_rank, stream_version
+from ddbsync.native import speedups
+from ddbsync.versioning import SLOT_BITS, Ordering, stream_version
 
 __all__ = [
     "META_FIELD",
@@ -34,6 +35,13 @@ TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
 StreamRecord = Mapping[str, object]
 Op = Literal["index", "tombstone", "skip"]
+
+# C fast path of map_record (doc id, sequence number, second, and the document's JSON
+# when asked) for plainly valid INSERT/MODIFY records, or None: see _speedups.c.
+_FastChange = tuple[str, str, int, bytes | None]
+_c_change: Callable[[StreamRecord, str, str | None, bool], _FastChange | None] | None = (
+    speedups.stream_change if speedups is not None else None
+)
 
 
 @dataclass(slots=True)
@@ -93,12 +101,27 @@ def map_record(
     ttl_removes: str = "delete",
     *,
     decode: bool = True,
+    serialize: bool = False,
 ) -> Change:
     """Map one Lambda DynamoDB-stream record; raise RecordError/DecodeError for a poison record.
 
     With ``decode=False`` only the cheap part is done (envelope, id, version) and
-    the new image is decoded later by :func:`materialize`.
+    the new image is decoded later by :func:`materialize`. With ``serialize=True``
+    the C fast path also writes the document's JSON into ``source`` right away
+    (what ``materialize(serialize=True)`` would write), while the record is in the
+    CPU cache; a change whose image needs the Python path is left to materialize.
     """
+    if _c_change is not None:
+        fast = _c_change(record, partition_key, sort_key, serialize and not decode)
+        if fast is not None:
+            fast_id, fast_seq, second, source = fast
+            change = Change(
+                fast_id, "index", second << SLOT_BITS, Ordering(second, int(fast_seq)), None, record,
+                (fast_seq,), second, source=source,
+            )
+            if decode:
+                materialize(change)
+            return change
     if record.__class__ is not dict and not isinstance(record, Mapping):
         raise RecordError(f"record must be an object, got {type(record).__name__}")
     ddb = record.get("dynamodb")
@@ -107,10 +130,10 @@ def map_record(
     seq = ddb.get("SequenceNumber")
     if not isinstance(seq, str) or not (seq.isascii() and seq.isdigit()):
         raise RecordError(f"record has no valid SequenceNumber: {seq!r}")
-    created = ddb.get("ApproximateCreationDateTime")
+    created: Any = ddb.get("ApproximateCreationDateTime")
+    kind = created.__class__
     if (
-        isinstance(created, bool)
-        or not isinstance(created, int | float)
+        (kind is not int and kind is not float and (kind is bool or not isinstance(created, int | float)))
         or not math.isfinite(created)
         or created < 0
     ):
@@ -121,7 +144,7 @@ def map_record(
     doc_id = document_id(keys, partition_key, sort_key)
     created_s = int(created)
     version = stream_version(created_s)
-    ordering = Ordering(created_s, sequence_rank(seq))
+    ordering = Ordering(created_s, int(seq))  # digits, checked above: its exact rank
     name = record.get("eventName")
     if name in ("INSERT", "MODIFY"):
         image = ddb.get("NewImage")
@@ -144,7 +167,12 @@ def map_record(
 
 def meta_member(meta: dict[str, JsonValue]) -> bytes:
     """The JSON of the ``_ddbsync`` member (``"_ddbsync":{...}``), for encode_item."""
-    return b'"' + META_FIELD.encode() + b'":' + orjson.dumps(meta[META_FIELD])
+    return _META_PREFIX + orjson.dumps(meta[META_FIELD])
+
+
+_META_PREFIX = b'"' + META_FIELD.encode() + b'":'
+# What meta_member(_meta(seq, ts, False, "stream")) writes, for a digits-only seq.
+_STREAM_META = _META_PREFIX + b'{"seq":"%b","ts":%d,"source":"stream"}'
 
 
 def materialize(change: Change, *, serialize: bool = False) -> None:
@@ -158,12 +186,14 @@ def materialize(change: Change, *, serialize: bool = False) -> None:
         return
     ddb = change.record["dynamodb"]
     image = ddb["NewImage"]  # type: ignore[index]
-    meta = _meta(ddb["SequenceNumber"], change.created_seconds, False, "stream")  # type: ignore[index]
+    seq = ddb["SequenceNumber"]  # type: ignore[index]
     if serialize and image.__class__ is dict and META_FIELD not in image:
-        source = encode_item(image, meta_member(meta))
+        # map_record checked seq is ASCII digits: no JSON escaping needed.
+        source = encode_item(image, _STREAM_META % (seq.zfill(40).encode(), change.created_seconds))
         if source is not None:
             change.source = source
             return
+    meta = _meta(seq, change.created_seconds, False, "stream")
     body = decode_item(image)
     if META_FIELD in body:
         raise RecordError(
@@ -192,13 +222,16 @@ def map_records(
     ttl_removes: str = "delete",
     *,
     decode: bool = True,
+    serialize: bool = False,
 ) -> tuple[list[Change], list[Poison]]:
     """Map a batch; poison records are returned apart, never raised."""
     changes: list[Change] = []
     poison: list[Poison] = []
     for record in records:
         try:
-            changes.append(map_record(record, partition_key, sort_key, ttl_removes, decode=decode))
+            changes.append(
+                map_record(record, partition_key, sort_key, ttl_removes, decode=decode, serialize=serialize)
+            )
         except Exception as e:  # a poison record must never fail the batch: it goes to the DLQ
             poison.append(poison_of(record, e))
     return changes, poison
