@@ -273,9 +273,10 @@ static PyObject *decode_list_at(PyObject *list, int depth) {
  * of building Python objects that orjson then serializes, it writes the bytes that
  * dumps_bytes(decode_item(item) + the ddbsync member) would write, byte for byte:
  * orjson's string escapes (\" \\ \b \t \n \f \r, \u00xx for other control
- * characters, everything else as UTF-8), integers in canonical form, and a plain
- * decimal as its own text (orjson prints such a float with exactly those digits;
- * one below 0.001 bails, since a float that small may be printed with an exponent).
+ * characters, everything else as UTF-8), integers in canonical form, and a decimal
+ * as its own text: a short one is a float in Python, which orjson prints with exactly
+ * those digits (one below 0.001 bails, since a float that small may be printed with an
+ * exponent); a longer one is an ExactDecimal, written as its text.
  */
 
 typedef struct {
@@ -408,26 +409,53 @@ static int write_number(Buffer *b, PyObject *text) {
         }
     }
     if (dots == 0) {
-        if (n < 1 || n > 18) {
+        if (n < 1) {
             return BAIL;
         }
-        long long value = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            value = value * 10 + (body[i] - '0');
+        if (n <= 18) {
+            unsigned long long value = 0;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                value = value * 10 + (unsigned long long)(body[i] - '0');
+            }
+            return write_integer(b, negative && value != 0, value);
         }
-        return write_integer(b, negative && value != 0, (unsigned long long)value);
+        /* A longer integer (a BigInt in Python) is written digit for digit, as is: only
+         * without leading zeros and within DynamoDB's range (below 1E+126). */
+        if (n > 126 || body[0] == '0') {
+            return BAIL;
+        }
+        return buffer_put(b, s, size) < 0 ? FAILED : WRITTEN;
     }
-    if (dots != 1 || n > 16 || body[0] == '.' || body[n - 1] == '.') {
+    /* A decimal: JSON's grammar (one dot, digits on both sides, no leading zero but "0."). */
+    if (dots != 1 || body[0] == '.' || body[n - 1] == '.' || (body[0] == '0' && body[1] != '.')) {
         return BAIL;
     }
-    if (body[n - 1] == '0' && body[n - 2] != '.') {
-        return BAIL;
+    if (n <= 16 && !(body[n - 1] == '0' && body[n - 2] != '.')) {
+        /* numbers.plain_decimal_as_float takes it: a float, which orjson prints with
+         * these very digits, unless it is below 0.001 (maybe an exponent then). */
+        if (n >= 5 && memcmp(body, "0.000", 5) == 0) {
+            return BAIL;
+        }
+        return buffer_put(b, s, size) < 0 ? FAILED : WRITTEN;
     }
-    if (body[0] == '0' && body[1] != '.') {
-        return BAIL;
-    }
-    if (n >= 5 && memcmp(body, "0.000", 5) == 0) {
-        return BAIL; /* below 0.001: orjson may write such a float with an exponent */
+    /* Otherwise an ExactDecimal, written as its text, if within DynamoDB's range
+     * (decode_checked rejects the rest: let it say so). */
+    if (body[0] != '0') {
+        Py_ssize_t integer_digits = 0;
+        while (body[integer_digits] != '.') {
+            integer_digits++;
+        }
+        if (integer_digits > 126) {
+            return BAIL;
+        }
+    } else {
+        Py_ssize_t zeros = 0; /* after "0." */
+        while (2 + zeros < n && body[2 + zeros] == '0') {
+            zeros++;
+        }
+        if (2 + zeros < n && zeros > 129) {
+            return BAIL; /* below 1E-130 (and not zero) */
+        }
     }
     return buffer_put(b, s, size) < 0 ? FAILED : WRITTEN;
 }
