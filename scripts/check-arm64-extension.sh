@@ -102,6 +102,20 @@ for item, want in cases:
     got = decode_map(item)
     assert same(got, want), (item, got, want)
 print("decode_map OK:", len(cases), "cases")
+# The encoder and the stream fast path: exact bytes (what orjson writes for the decoded item).
+# (Only double quotes here: this program sits in a single-quoted shell string.)
+import json
+text = "q\"\\\n\u00e9"
+doc = {"s": {"S": text}, "n": {"N": "-12"}, "d": {"N": "19.00"}, "l": {"L": [{"NULL": True}]}}
+got = _speedups.encode_map(doc, b"\"m\":1")
+want = b"{\"s\":" + json.dumps(text, ensure_ascii=False).encode() + b",\"n\":-12,\"d\":19.00,\"l\":[null],\"m\":1}"
+assert got == want, (got, want)
+keys = {"pk": {"S": "a|b"}, "sk": {"N": "007"}}
+ddb = {"SequenceNumber": "42", "ApproximateCreationDateTime": 1700000000, "Keys": keys, "NewImage": {"x": {"BOOL": False}}}
+change = _speedups.stream_change({"eventName": "INSERT", "dynamodb": ddb}, "pk", "sk", True)
+meta = b"\"_ddbsync\":{\"seq\":\"" + b"0" * 38 + b"42\",\"ts\":1700000000,\"source\":\"stream\"}"
+assert change == ("a\\|b|7", "42", 1700000000, b"{\"x\":false," + meta + b"}"), change
+print("encode_map and stream_change OK")
 '
 
 # -I: ignore this host's PYTHON* variables and user site; the directory comes as argv[1].

@@ -79,12 +79,6 @@ case "$MODE" in
     # Every python3.13 / arm64 in the template is Runtime, CompatibleRuntimes,
     # BuildMethod, Architectures, CompatibleArchitectures or BuildArchitecture.
     sed -e 's/python3\.13/python3.11/g' -e 's/arm64/x86_64/g' "$ROOT/template.yaml" >"$TEMPLATE"
-    # amazon-ion pulls in numpy, whose newest releases have no cp311 wheels: build a copy
-    # of the layer whose requirements cap numpy for this stand-in runtime only.
-    mkdir -p "$WORK/layers"
-    cp -r "$ROOT/layers/ddbsync" "$WORK/layers/ddbsync"
-    printf '\n# override mode only (python3.11 stand-in)\nnumpy<2.3\n' >>"$WORK/layers/ddbsync/requirements.txt"
-    sed -i "s#ContentUri: layers/ddbsync/\?#ContentUri: $WORK/layers/ddbsync/#" "$TEMPLATE"
     # The layer's build script reads its target from these (the sed above cannot reach it);
     # the extension is then compiled for this x86_64 host with cc.
     export DDBSYNC_LAYER_ARCH=x86_64 DDBSYNC_LAYER_PYTHON=3.11
@@ -122,6 +116,10 @@ done
 # One import package per requirement of layers/ddbsync/requirements.txt.
 for dep in aws_lambda_powertools opensearchpy requests_aws4auth aws_xray_sdk orjson amazon; do
   [[ -d "$LAYER/$dep" ]] || die "layer is missing dependency $dep"
+done
+# amazon-ion is installed without jsonconversion/numpy (see build-layer.sh).
+for unwanted in numpy jsonconversion; do
+  [[ ! -e "$LAYER/$unwanted" ]] || die "layer holds $unwanted (amazon-ion must be installed with --no-deps)"
 done
 # Only what runs: no host-built extension, bytecode or egg-info from the source tree.
 leftover="$(find "$LAYER/ddbsync" \( -name '__pycache__' -o -name '*.pyc' -o -name '*.egg-info' -o -name '*.c' \

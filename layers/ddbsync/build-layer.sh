@@ -118,11 +118,23 @@ if ((PY_MINOR >= 12)); then
 fi
 platform_args=()
 for p in "${platforms[@]}"; do platform_args+=(--platform "$p"); done
-"$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-compile \
-  --target "$OUT" \
-  --implementation cp --python-version "$PY_VERSION" "${platform_args[@]}" \
-  --only-binary=:all: \
-  -r "$SRC/requirements.txt"
+pip_target() {
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-compile \
+    --target "$OUT" \
+    --implementation cp --python-version "$PY_VERSION" "${platform_args[@]}" \
+    --only-binary=:all: "$@"
+}
+# amazon-ion's one dependency, jsonconversion, exists for amazon.ion.json_encoder and pulls
+# in numpy (tens of MB). ddbsync reads ION with simpleion, which imports neither, so
+# amazon-ion goes in without its dependencies (tests/unit/test_export_format.py checks that
+# reading ION works with both blocked).
+requirements="$(mktemp)"
+trap 'rm -f "$requirements"' EXIT
+grep -viE '^[[:space:]]*amazon-ion' "$SRC/requirements.txt" >"$requirements"
+ion="$(grep -iE '^[[:space:]]*amazon-ion' "$SRC/requirements.txt" | sed 's/[[:space:]]*#.*//' | head -n 1)"
+[[ -n "$ion" ]] || die "requirements.txt has no amazon-ion line"
+pip_target -r "$requirements"
+pip_target --no-deps "$ion"
 # Console scripts of the dependencies (numpy's f2py...) would only run on this host.
 rm -rf "$OUT/bin"
 

@@ -419,3 +419,26 @@ def test_incremental_start_line_skips_exactly() -> None:
     ]
     got = list(iter_incremental(gz(lines), "DYNAMODB_JSON", KEY, start_line=3))
     assert [(n, r.write_time_micros) for n, r in got] == [(4, 4), (5, 5)]
+
+
+def test_ion_reads_without_jsonconversion_or_numpy() -> None:
+    # The Lambda layer installs amazon-ion without its dependency jsonconversion (and so
+    # without numpy): only amazon.ion.json_encoder needs them. Prove the ION path does not.
+    import subprocess
+    import sys
+
+    script = """
+import gzip, io, sys
+sys.modules["jsonconversion"] = None
+sys.modules["numpy"] = None
+from ddbsync.export_format import iter_export_items
+from ddbsync.local.exporter import ion_line
+item = {"pk": {"S": "a"}, "n": {"N": "2.5"}, "b": {"B": "AAEC"}, "ss": {"SS": ["x", "y"]}}
+body = io.BytesIO(gzip.compress(ion_line(item)))
+((line, got),) = list(iter_export_items(body, "ION", "f"))
+assert line == 1 and got["pk"] == {"S": "a"} and got["ss"] == {"SS": ["x", "y"]}, got
+assert "numpy" not in sys.modules or sys.modules["numpy"] is None
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -449,3 +449,13 @@ def test_an_index_file_result_without_done_fails_instead_of_skipping_lines(
     assert "finalize" not in fake.actions
     assert fake.actions[-1] == "abort"
     assert execution.error == "BadIndexFileResult"
+
+
+def test_the_deployed_definition_is_the_one_the_package_ships() -> None:
+    # template.yaml deploys statemachine/backfill.asl.json; `ddbsync backfill` (installed, no
+    # checkout) runs the packaged copy. One file: the repo path is a link to the package's.
+    from ddbsync.local.backfill_run import ASL_PATH
+
+    assert ASL.is_symlink()
+    assert ASL.resolve() == ASL_PATH.resolve()
+    assert ASL_PATH.is_file() and ASL_PATH.parent.name == "templates"

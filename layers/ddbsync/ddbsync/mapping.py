@@ -263,6 +263,8 @@ def materialize_newest(change: Change, poison: list[Poison], *, serialize: bool 
 
 def collapse(changes: Sequence[Change]) -> list[Change]:
     """Keep the newest change per document id; remember every folded record's sequence number."""
+    if len({c.doc_id for c in changes}) == len(changes):
+        return list(changes)  # the usual batch: every key once, nothing to fold
     by_key: dict[str, list[Change]] = {}
     for change in changes:
         group = by_key.get(change.doc_id)

@@ -56,8 +56,10 @@ __all__ = [
     "run_backfill",
 ]
 
-# The deployed definition, read from the repository (local runs are run from a checkout).
-ASL_PATH = Path(__file__).resolve().parents[4] / "statemachine" / "backfill.asl.json"
+# The deployed definition. It ships in the package (templates/), so an installed
+# `ddbsync backfill` runs without a checkout; statemachine/backfill.asl.json, which
+# template.yaml deploys, is a symbolic link to this same file.
+ASL_PATH = Path(__file__).resolve().parents[1] / "templates" / "backfill.asl.json"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:ddbsync-local-BackfillFunction"
 DEFAULT_BUCKET = "ddbsync-local-exports"
 # moto's ExportTableToPointInTime requires S3Prefix (AWS does not), so local runs always use one.
