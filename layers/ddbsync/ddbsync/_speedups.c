@@ -1,17 +1,23 @@
 /*
- * ddbsync._speedups: the hot loop of ddbsync.decode in C.
+ * ddbsync._speedups: the hot paths of ddbsync.decode and ddbsync.mapping in C.
  *
- * decode_map(item) turns a DynamoDB-JSON attribute map (a dict from a stream record
- * or an export line) into the very same Python objects as the pure-Python fast
- * decoder in decode.py (_map): S/B/str kept as is, N as int or float, M/L
- * recursively, BOOL/NULL, SS/NS as sorted lists.
+ * - decode_map(item) turns a DynamoDB-JSON attribute map (a dict from a stream
+ *   record or an export line) into the very same Python objects as the pure-Python
+ *   fast decoder in decode.py (_map): S/B/str kept as is, N as int or float, M/L
+ *   recursively, BOOL/NULL, SS/NS as sorted lists.
+ * - encode_map(item, member) writes the JSON bytes that serializing that decoded
+ *   item (plus one more member) with decode.dumps_bytes would write, without
+ *   building the Python objects.
+ * - stream_change(record, pk, sk, encode) does mapping.map_record's work for a
+ *   plainly valid INSERT/MODIFY record: document id, sequence number, second, and
+ *   (when asked) the document's JSON.
  *
- * It handles only the common, unambiguous input. On anything else (an integer of
- * 19 or more digits, a decimal that is not plain and short, BS, a subclass, a
- * malformed value, deep nesting...) it "bails": decode_map returns None and the
- * caller decodes the item in Python, which decides and explains. So the C code
- * never defines behaviour, it only speeds up cases whose result is known; the
- * differential tests (tests/unit/test_speedups.py) compare both on random input.
+ * Each handles only the common, unambiguous input. On anything else (a number the
+ * Python code must judge, BS, a subclass, a malformed value, deep nesting, a
+ * REMOVE...) it "bails": it returns None and the caller does the work in Python,
+ * which decides and explains. So the C code never defines behaviour, it only speeds
+ * up cases whose result is known; the differential tests (tests/unit/
+ * test_speedups.py) compare both on random input.
  *
  * Built against the limited C API (abi3, CPython >= 3.11): one binary per CPU
  * architecture serves every runtime from 3.11 on (this machine's 3.11 and the
@@ -269,8 +275,9 @@ static PyObject *decode_list_at(PyObject *list, int depth) {
 
 /* ---- encode_map: DynamoDB JSON straight to the document's JSON bytes ---------------
  *
- * The same input rules as decode_map (same shapes taken, same bails), but instead
- * of building Python objects that orjson then serializes, it writes the bytes that
+ * The same shapes as decode_map, plus the numbers the Python path writes as their
+ * own text (long integers, exact decimals); instead of building Python objects that
+ * orjson then serializes, it writes the bytes that
  * dumps_bytes(decode_item(item) + the ddbsync member) would write, byte for byte:
  * orjson's string escapes (\" \\ \b \t \n \f \r, \u00xx for other control
  * characters, everything else as UTF-8), integers in canonical form, and a decimal
