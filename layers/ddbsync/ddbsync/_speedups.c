@@ -63,61 +63,87 @@ static int tag_is(const char *tag, Py_ssize_t size, const char *name) {
     return name[i] == '\0';
 }
 
+/* An N value's text, split up: the whole text, and its digits without the sign. */
+typedef struct {
+    const char *text;
+    Py_ssize_t size;
+    const char *body; /* text without a leading "-" */
+    Py_ssize_t n;
+    int negative;
+    Py_ssize_t dots;
+} NumberText;
+
+/* Fills *t when the value is an exact str of ASCII digits and dots after an optional
+ * "-" (any other character: bail). Returns 1 when filled, 0 to bail. */
+static int scan_number(PyObject *value, NumberText *t) {
+    if (!PyUnicode_CheckExact(value)) {
+        return 0;
+    }
+    t->text = utf8_of(value, &t->size);
+    if (t->text == NULL) {
+        return 0;
+    }
+    t->body = t->text;
+    t->n = t->size;
+    t->negative = 0;
+    if (t->n > 0 && t->body[0] == '-') {
+        t->negative = 1;
+        t->body++;
+        t->n--;
+    }
+    t->dots = 0;
+    for (Py_ssize_t i = 0; i < t->n; i++) {
+        char c = t->body[i];
+        if (c == '.') {
+            t->dots++;
+        } else if (c < '0' || c > '9') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The value of 1 to 18 digits. */
+static unsigned long long small_integer(const char *digits, Py_ssize_t n) {
+    unsigned long long value = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        value = value * 10 + (unsigned long long)(digits[i] - '0');
+    }
+    return value;
+}
+
+/* Whether a decimal (one dot) is one that numbers.plain_decimal_as_float turns into a
+ * float keeping all its digits: at most 16 characters besides the sign, digits on both
+ * sides of the dot, no leading zero but "0.", no trailing zero but "x.0". */
+static int float_safe_decimal(const NumberText *t) {
+    const char *b = t->body;
+    Py_ssize_t n = t->n;
+    return t->dots == 1 && n <= 16 && b[0] != '.' && b[n - 1] != '.' &&
+           !(b[n - 1] == '0' && b[n - 2] != '.') && !(b[0] == '0' && b[1] != '.');
+}
+
 /*
  * An N value, exactly as decode.py's _map/_num would decode it, for the two shapes
- * it can tell without the Decimal module:
- *   - an integer of at most 18 digits (optionally negative): int;
- *   - a plain decimal accepted by numbers.plain_decimal_as_float (at most 16
- *     characters besides the sign, one dot, no leading zero but "0.", no trailing
- *     zero but ".0"): float.
- * Anything else bails.
+ * it can tell without the Decimal module: an integer of at most 18 digits
+ * (optionally negative), an int; a float-safe decimal (above), a float. Anything
+ * else bails.
  */
 static PyObject *decode_number(PyObject *text) {
-    if (!PyUnicode_CheckExact(text)) {
+    NumberText t;
+    if (!scan_number(text, &t)) {
         return NULL;
     }
-    Py_ssize_t size;
-    const char *s = utf8_of(text, &size);
-    if (s == NULL) {
-        return NULL;
-    }
-    const char *body = s;
-    Py_ssize_t n = size;
-    int negative = 0;
-    if (n > 0 && body[0] == '-') {
-        negative = 1;
-        body++;
-        n--;
-    }
-    Py_ssize_t dots = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = body[i];
-        if (c == '.') {
-            dots++;
-        } else if (c < '0' || c > '9') {
+    if (t.dots == 0) {
+        if (t.n < 1 || t.n > 18) {
             return NULL;
         }
+        long long value = (long long)small_integer(t.body, t.n);
+        return PyLong_FromLongLong(t.negative ? -value : value);
     }
-    if (dots == 0) {
-        if (n < 1 || n > 18) {
-            return NULL;
-        }
-        long long value = 0;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            value = value * 10 + (body[i] - '0');
-        }
-        return PyLong_FromLongLong(negative ? -value : value);
-    }
-    if (dots != 1 || n > 16 || body[0] == '.' || body[n - 1] == '.') {
+    if (!float_safe_decimal(&t)) {
         return NULL;
     }
-    if (body[n - 1] == '0' && body[n - 2] != '.') {
-        return NULL; /* a trailing zero: only "x.0" keeps its digits as a float */
-    }
-    if (body[0] == '0' && body[1] != '.') {
-        return NULL; /* a leading zero */
-    }
-    double value = PyOS_string_to_double(s, NULL, NULL);
+    double value = PyOS_string_to_double(t.text, NULL, NULL);
     if (value == -1.0 && PyErr_Occurred()) {
         PyErr_Clear();
         return NULL;
@@ -390,60 +416,38 @@ static int write_integer(Buffer *b, int negative, unsigned long long value) {
 
 /* An N value: the same shapes as decode_number, written as orjson writes the result. */
 static int write_number(Buffer *b, PyObject *text) {
-    if (!PyUnicode_CheckExact(text)) {
+    NumberText t;
+    if (!scan_number(text, &t)) {
         return BAIL;
     }
-    Py_ssize_t size;
-    const char *s = utf8_of(text, &size);
-    if (s == NULL) {
-        return BAIL;
-    }
-    const char *body = s;
-    Py_ssize_t n = size;
-    int negative = 0;
-    if (n > 0 && body[0] == '-') {
-        negative = 1;
-        body++;
-        n--;
-    }
-    Py_ssize_t dots = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = body[i];
-        if (c == '.') {
-            dots++;
-        } else if (c < '0' || c > '9') {
-            return BAIL;
-        }
-    }
-    if (dots == 0) {
+    const char *body = t.body;
+    Py_ssize_t n = t.n;
+    if (t.dots == 0) {
         if (n < 1) {
             return BAIL;
         }
         if (n <= 18) {
-            unsigned long long value = 0;
-            for (Py_ssize_t i = 0; i < n; i++) {
-                value = value * 10 + (unsigned long long)(body[i] - '0');
-            }
-            return write_integer(b, negative && value != 0, value);
+            unsigned long long value = small_integer(body, n);
+            return write_integer(b, t.negative && value != 0, value);
         }
         /* A longer integer (a BigInt in Python) is written digit for digit, as is: only
          * without leading zeros and within DynamoDB's range (below 1E+126). */
         if (n > 126 || body[0] == '0') {
             return BAIL;
         }
-        return buffer_put(b, s, size) < 0 ? FAILED : WRITTEN;
+        return buffer_put(b, t.text, t.size) < 0 ? FAILED : WRITTEN;
     }
     /* A decimal: JSON's grammar (one dot, digits on both sides, no leading zero but "0."). */
-    if (dots != 1 || body[0] == '.' || body[n - 1] == '.' || (body[0] == '0' && body[1] != '.')) {
+    if (t.dots != 1 || body[0] == '.' || body[n - 1] == '.' || (body[0] == '0' && body[1] != '.')) {
         return BAIL;
     }
-    if (n <= 16 && !(body[n - 1] == '0' && body[n - 2] != '.')) {
-        /* numbers.plain_decimal_as_float takes it: a float, which orjson prints with
-         * these very digits, unless it is below 0.001 (maybe an exponent then). */
+    if (float_safe_decimal(&t)) {
+        /* A float in Python, which orjson prints with these very digits, unless it is
+         * below 0.001 (maybe with an exponent then). */
         if (n >= 5 && memcmp(body, "0.000", 5) == 0) {
             return BAIL;
         }
-        return buffer_put(b, s, size) < 0 ? FAILED : WRITTEN;
+        return buffer_put(b, t.text, t.size) < 0 ? FAILED : WRITTEN;
     }
     /* Otherwise an ExactDecimal, written as its text, if within DynamoDB's range
      * (decode_checked rejects the rest: let it say so). */
@@ -464,7 +468,7 @@ static int write_number(Buffer *b, PyObject *text) {
             return BAIL; /* below 1E-130 (and not zero) */
         }
     }
-    return buffer_put(b, s, size) < 0 ? FAILED : WRITTEN;
+    return buffer_put(b, t.text, t.size) < 0 ? FAILED : WRITTEN;
 }
 
 static int write_map(Buffer *b, PyObject *map, int depth, const char *suffix, Py_ssize_t suffix_size);
@@ -686,25 +690,12 @@ static int write_key_part(Buffer *b, PyObject *value) {
     }
     if (tag[0] == 'N') {
         /* canonical_number of an integer is its int(): no leading zeros, no "-0". */
-        const char *body = s;
-        Py_ssize_t digits = n;
-        int negative = 0;
-        if (digits > 0 && body[0] == '-') {
-            negative = 1;
-            body++;
-            digits--;
-        }
-        if (digits < 1 || digits > 18) {
+        NumberText t;
+        if (!scan_number(inner, &t) || t.dots != 0 || t.n < 1 || t.n > 18) {
             return BAIL;
         }
-        unsigned long long v = 0;
-        for (Py_ssize_t i = 0; i < digits; i++) {
-            if (body[i] < '0' || body[i] > '9') {
-                return BAIL;
-            }
-            v = v * 10 + (unsigned long long)(body[i] - '0');
-        }
-        return write_integer(b, negative && v != 0, v);
+        unsigned long long v = small_integer(t.body, t.n);
+        return write_integer(b, t.negative && v != 0, v);
     }
     if (tag[0] != 'S' && tag[0] != 'B') {
         return BAIL;
