@@ -187,65 +187,72 @@ static PyObject *decode_set(PyObject *inner, int numbers) {
     return out;
 }
 
-/* One attribute value: a dict holding exactly one type tag. */
-static PyObject *decode_value_at(PyObject *value, int depth) {
+/* The type tags the fast paths take; TAG_OTHER is everything else (BS, unknown tags,
+ * malformed values), which they hand back. */
+typedef enum { TAG_OTHER, TAG_S, TAG_B, TAG_N, TAG_M, TAG_L, TAG_SS, TAG_NS, TAG_BOOL, TAG_NULL } Tag;
+
+/* One attribute value: a dict holding exactly one type tag. Its tag, and *inner. */
+static Tag tag_of(PyObject *value, PyObject **inner) {
     if (!PyDict_CheckExact(value) || PyDict_Size(value) != 1) {
-        return NULL;
+        return TAG_OTHER;
     }
     Py_ssize_t pos = 0;
-    PyObject *tag_obj, *inner; /* borrowed */
-    if (!PyDict_Next(value, &pos, &tag_obj, &inner) || !PyUnicode_CheckExact(tag_obj)) {
-        return NULL;
+    PyObject *tag_obj; /* borrowed, like *inner */
+    if (!PyDict_Next(value, &pos, &tag_obj, inner) || !PyUnicode_CheckExact(tag_obj)) {
+        return TAG_OTHER;
     }
     Py_ssize_t size;
     const char *tag = utf8_of(tag_obj, &size);
     if (tag == NULL) {
-        return NULL;
+        return TAG_OTHER;
     }
-    switch (size) {
-    case 1:
-        if (tag[0] == 'S' || tag[0] == 'B') {
-            if (PyUnicode_CheckExact(inner)) {
-                Py_INCREF(inner);
-                return inner;
-            }
-            return NULL;
+    if (size == 1) {
+        switch (tag[0]) {
+        case 'S': return TAG_S;
+        case 'B': return TAG_B;
+        case 'N': return TAG_N;
+        case 'M': return TAG_M;
+        case 'L': return TAG_L;
+        default: return TAG_OTHER;
         }
-        if (tag[0] == 'N') {
-            return decode_number(inner);
-        }
-        if (tag[0] == 'M') {
-            return PyDict_CheckExact(inner) ? decode_map_at(inner, depth + 1) : NULL;
-        }
-        if (tag[0] == 'L') {
-            return PyList_CheckExact(inner) ? decode_list_at(inner, depth + 1) : NULL;
-        }
-        return NULL;
-    case 2:
-        if (tag_is(tag, size, "SS")) {
-            return decode_set(inner, 0);
-        }
-        if (tag_is(tag, size, "NS")) {
-            return decode_set(inner, 1);
-        }
-        return NULL; /* BS and anything unknown: the Python decoder */
-    case 4:
-        if (tag_is(tag, size, "BOOL")) {
-            if (inner == Py_True || inner == Py_False) {
-                Py_INCREF(inner);
-                return inner;
-            }
-            return NULL;
-        }
-        if (tag_is(tag, size, "NULL")) {
-            if (inner == Py_True) {
-                return Py_NewRef(Py_None);
-            }
-            return NULL;
-        }
-        return NULL;
+    }
+    if (tag_is(tag, size, "SS")) {
+        return TAG_SS;
+    }
+    if (tag_is(tag, size, "NS")) {
+        return TAG_NS;
+    }
+    if (tag_is(tag, size, "BOOL")) {
+        return TAG_BOOL;
+    }
+    if (tag_is(tag, size, "NULL")) {
+        return TAG_NULL;
+    }
+    return TAG_OTHER;
+}
+
+static PyObject *decode_value_at(PyObject *value, int depth) {
+    PyObject *inner;
+    switch (tag_of(value, &inner)) {
+    case TAG_S:
+    case TAG_B:
+        return PyUnicode_CheckExact(inner) ? Py_NewRef(inner) : NULL;
+    case TAG_N:
+        return decode_number(inner);
+    case TAG_M:
+        return PyDict_CheckExact(inner) ? decode_map_at(inner, depth + 1) : NULL;
+    case TAG_L:
+        return PyList_CheckExact(inner) ? decode_list_at(inner, depth + 1) : NULL;
+    case TAG_SS:
+        return decode_set(inner, 0);
+    case TAG_NS:
+        return decode_set(inner, 1);
+    case TAG_BOOL:
+        return inner == Py_True || inner == Py_False ? Py_NewRef(inner) : NULL;
+    case TAG_NULL:
+        return inner == Py_True ? Py_NewRef(Py_None) : NULL;
     default:
-        return NULL;
+        return NULL; /* BS and anything unknown: the Python decoder */
     }
 }
 
@@ -527,60 +534,30 @@ static int write_list(Buffer *b, PyObject *list, int depth) {
     return buffer_putc(b, ']') < 0 ? FAILED : WRITTEN;
 }
 
+static int write_literal(Buffer *b, const char *literal) {
+    return buffer_put(b, literal, (Py_ssize_t)strlen(literal)) < 0 ? FAILED : WRITTEN;
+}
+
 static int write_value(Buffer *b, PyObject *value, int depth) {
-    if (!PyDict_CheckExact(value) || PyDict_Size(value) != 1) {
-        return BAIL;
-    }
-    Py_ssize_t pos = 0;
-    PyObject *tag_obj, *inner; /* borrowed */
-    if (!PyDict_Next(value, &pos, &tag_obj, &inner) || !PyUnicode_CheckExact(tag_obj)) {
-        return BAIL;
-    }
-    Py_ssize_t size;
-    const char *tag = utf8_of(tag_obj, &size);
-    if (tag == NULL) {
-        return BAIL;
-    }
-    switch (size) {
-    case 1:
-        if (tag[0] == 'S' || tag[0] == 'B') {
-            return PyUnicode_CheckExact(inner) ? write_string(b, inner) : BAIL;
-        }
-        if (tag[0] == 'N') {
-            return write_number(b, inner);
-        }
-        if (tag[0] == 'M') {
-            return PyDict_CheckExact(inner) ? write_map(b, inner, depth + 1, NULL, 0) : BAIL;
-        }
-        if (tag[0] == 'L') {
-            return PyList_CheckExact(inner) ? write_list(b, inner, depth + 1) : BAIL;
-        }
-        return BAIL;
-    case 2:
-        if (tag_is(tag, size, "SS")) {
-            return write_set(b, inner, 0);
-        }
-        if (tag_is(tag, size, "NS")) {
-            return write_set(b, inner, 1);
-        }
-        return BAIL;
-    case 4:
-        if (tag_is(tag, size, "BOOL")) {
-            if (inner == Py_True) {
-                return buffer_put(b, "true", 4) < 0 ? FAILED : WRITTEN;
-            }
-            if (inner == Py_False) {
-                return buffer_put(b, "false", 5) < 0 ? FAILED : WRITTEN;
-            }
-            return BAIL;
-        }
-        if (tag_is(tag, size, "NULL")) {
-            if (inner == Py_True) {
-                return buffer_put(b, "null", 4) < 0 ? FAILED : WRITTEN;
-            }
-            return BAIL;
-        }
-        return BAIL;
+    PyObject *inner;
+    switch (tag_of(value, &inner)) {
+    case TAG_S:
+    case TAG_B:
+        return PyUnicode_CheckExact(inner) ? write_string(b, inner) : BAIL;
+    case TAG_N:
+        return write_number(b, inner);
+    case TAG_M:
+        return PyDict_CheckExact(inner) ? write_map(b, inner, depth + 1, NULL, 0) : BAIL;
+    case TAG_L:
+        return PyList_CheckExact(inner) ? write_list(b, inner, depth + 1) : BAIL;
+    case TAG_SS:
+        return write_set(b, inner, 0);
+    case TAG_NS:
+        return write_set(b, inner, 1);
+    case TAG_BOOL:
+        return inner == Py_True ? write_literal(b, "true") : inner == Py_False ? write_literal(b, "false") : BAIL;
+    case TAG_NULL:
+        return inner == Py_True ? write_literal(b, "null") : BAIL;
     default:
         return BAIL;
     }
@@ -670,25 +647,9 @@ static PyObject *encode_map(PyObject *module, PyObject *const *args, Py_ssize_t 
 
 /* Appends one key attribute's id text (docid.key_part) to the buffer, or bails. */
 static int write_key_part(Buffer *b, PyObject *value) {
-    if (value == NULL || !PyDict_CheckExact(value) || PyDict_Size(value) != 1) {
-        return BAIL;
-    }
-    Py_ssize_t pos = 0;
-    PyObject *tag_obj, *inner; /* borrowed */
-    if (!PyDict_Next(value, &pos, &tag_obj, &inner) || !PyUnicode_CheckExact(tag_obj) ||
-        !PyUnicode_CheckExact(inner)) {
-        return BAIL;
-    }
-    Py_ssize_t tag_size, n;
-    const char *tag = utf8_of(tag_obj, &tag_size);
-    if (tag == NULL || tag_size != 1) {
-        return BAIL;
-    }
-    const char *s = utf8_of(inner, &n);
-    if (s == NULL) {
-        return BAIL;
-    }
-    if (tag[0] == 'N') {
+    PyObject *inner;
+    Tag tag = value == NULL ? TAG_OTHER : tag_of(value, &inner);
+    if (tag == TAG_N) {
         /* canonical_number of an integer is its int(): no leading zeros, no "-0". */
         NumberText t;
         if (!scan_number(inner, &t) || t.dots != 0 || t.n < 1 || t.n > 18) {
@@ -697,7 +658,12 @@ static int write_key_part(Buffer *b, PyObject *value) {
         unsigned long long v = small_integer(t.body, t.n);
         return write_integer(b, t.negative && v != 0, v);
     }
-    if (tag[0] != 'S' && tag[0] != 'B') {
+    if ((tag != TAG_S && tag != TAG_B) || !PyUnicode_CheckExact(inner)) {
+        return BAIL;
+    }
+    Py_ssize_t n;
+    const char *s = utf8_of(inner, &n);
+    if (s == NULL) {
         return BAIL;
     }
     /* Escape "\\" and "|" so that "a|b" + "c" and "a" + "b|c" differ. */
