@@ -221,3 +221,13 @@ def test_several_problems_of_different_kinds_are_reported_together(tmp_path: Pat
     starts = sorted(p.split()[0] for p in found)
     expected = ["AWS_REGION", "OPENSEARCH_ENDPOINT", "INDEX_ALIAS", "PARTITION_KEY", "TTL_REMOVES"]
     assert starts == sorted([*expected, "BULK_MAX_ACTIONS", "INDEX_TEMPLATE"])
+
+
+def test_log_lines_are_json_even_for_values_orjson_refuses() -> None:
+    import json as stdlib_json
+
+    from ddbsync.observability import _log_json
+
+    assert stdlib_json.loads(_log_json({"message": "x", "n": 1, "obj": object()}))["n"] == 1
+    refused = {"big": 2**70, 3: "non-string key"}
+    assert stdlib_json.loads(_log_json(refused)) == {"big": 2**70, "3": "non-string key"}

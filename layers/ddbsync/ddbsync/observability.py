@@ -7,6 +7,7 @@ without their images, and reasons.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Iterator
 
@@ -19,8 +20,12 @@ __all__ = ["logger", "metrics", "quiet_logs", "tracer"]
 
 def _log_json(record: object) -> str:
     # The JSON of one log line: orjson, about 10 us cheaper per line than the stdlib default,
-    # with the same fallback (str) for values JSON cannot hold.
-    return orjson.dumps(record, default=str).decode("utf-8")
+    # with the same fallback (str) for values JSON cannot hold. What orjson refuses even so
+    # (an integer beyond 64 bits, a non-string key) goes through the stdlib, as before.
+    try:
+        return orjson.dumps(record, default=str).decode("utf-8")
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(record, default=str, separators=(",", ":"))
 
 
 logger = Logger(service="ddbsync", json_serializer=_log_json)
