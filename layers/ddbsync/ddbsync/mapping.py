@@ -18,7 +18,7 @@ from ddbsync.decode import JsonValue, decode_item, encode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import RecordError
 from ddbsync.native import speedups
-from ddbsync.versioning import SLOT_BITS, Ordering, stream_version
+from ddbsync.versioning import SLOT_BITS, Ordering, sequence_rank, stream_version
 
 __all__ = [
     "META_FIELD",
@@ -62,8 +62,8 @@ class Change:
     # Older changes of the same key in the batch, newest first: the fallback when this
     # change's image turns out to be poison.
     older: tuple[Change, ...] = ()
-    # The document's JSON when materialize() wrote it straight from the image (C
-    # encoder); then body stays None and make_writes sends these bytes.
+    # The document's JSON when map_record or materialize wrote it straight from the
+    # image (the C encoder); then body stays None and make_writes sends these bytes.
     source: bytes | None = None
 
 
@@ -114,7 +114,7 @@ def map_record(
     if _c_change is not None:
         fast = _c_change(record, partition_key, sort_key, serialize and not decode)
         if fast is not None:
-            fast_id, fast_seq, second, source = fast
+            fast_id, fast_seq, second, source = fast  # the C code checked fast_seq is digits
             change = Change(
                 fast_id, "index", second << SLOT_BITS, Ordering(second, int(fast_seq)), None, record,
                 (fast_seq,), second, source=source,
@@ -144,7 +144,7 @@ def map_record(
     doc_id = document_id(keys, partition_key, sort_key)
     created_s = int(created)
     version = stream_version(created_s)
-    ordering = Ordering(created_s, int(seq))  # digits, checked above: its exact rank
+    ordering = Ordering(created_s, sequence_rank(seq))
     name = record.get("eventName")
     if name in ("INSERT", "MODIFY"):
         image = ddb.get("NewImage")
