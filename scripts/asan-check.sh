@@ -19,6 +19,10 @@ if [[ "${DDBSYNC_PURE_PYTHON:-}" != "" && "${DDBSYNC_PURE_PYTHON:-}" != 0 ]]; th
   say "SKIP: DDBSYNC_PURE_PYTHON is set (testing without the C speedups)"
   exit 0
 fi
+if [[ "$(uname -s)" != Linux ]]; then
+  say "SKIP: the sanitizer check runs on Linux with gcc (CI runs it); not on $(uname -s)"
+  exit 0
+fi
 command -v gcc >/dev/null || die "gcc not found (apt-get install gcc)"
 asan="$(gcc -print-file-name=libasan.so)"
 ubsan="$(gcc -print-file-name=libubsan.so)"
