@@ -54,6 +54,10 @@ class Outcome(enum.Enum):
     POISON = "poison"  # rejected for good (mapping conflict, bad or oversized document)
     UNSENT = "unsent"  # still retryable when we stopped: reported as a batch item failure
 
+    # Members are singletons compared by identity: hash them by identity too, in C, rather
+    # than with Enum's Python-level __hash__ (outcomes are counted per write).
+    __hash__ = object.__hash__
+
 
 def classify_status(status: int) -> Outcome | None:
     """Outcome for a final item status; None means retry (429, 5xx, auth, missing index...)."""
@@ -137,7 +141,10 @@ def make_writes(changes: Sequence[Change], targets: Sequence[str]) -> list[Write
         if change.op == "skip":
             continue
         source = source_of(change)
-        writes.extend(Write(target, change, source) for target in targets)
+        if len(targets) == 1:  # the usual case: no backfill running
+            writes.append(Write(targets[0], change, source))
+        else:
+            writes.extend(Write(target, change, source) for target in targets)
     return writes
 
 
