@@ -11,6 +11,7 @@ and none is skipped.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -53,20 +54,30 @@ class FileProgress:
     stale: int
 
 
+def _export_meta(second: int) -> dict[str, JsonValue]:
+    return {"seq": None, "ts": second, "source": "export"}
+
+
+@functools.lru_cache(maxsize=8)
+def _export_member(second: int) -> bytes:
+    # The same for every item of an export: built once, not per item.
+    return meta_member(_export_meta(second))
+
+
 def export_change(
     item: Mapping[str, object], partition_key: str, sort_key: str | None, export_time: float
 ) -> Change:
     """The document write for one exported item (DynamoDB JSON)."""
-    meta: dict[str, JsonValue] = {"seq": None, "ts": math.floor(export_time), "source": "export"}
+    second = math.floor(export_time)
     if META_FIELD in item:
         raise ValueError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync")
     # The C encoder writes the document's JSON straight from the item when it can;
     # otherwise decode and let make_writes serialize (same bytes either way).
-    source = encode_item(item, meta_member({META_FIELD: meta}))
+    source = encode_item(item, _export_member(second))
     body: dict[str, JsonValue] | None = None
     if source is None:
         body = decode_item(item)
-        body[META_FIELD] = meta
+        body[META_FIELD] = _export_meta(second)
     return Change(
         document_id(item, partition_key, sort_key),
         "index",

@@ -6,7 +6,7 @@ container: the whole Lambda event, the parsed export lines, the decoded document
 None of it has reference cycles (JSON trees), so reference counting frees it all
 anyway and the collector's work is pure overhead. Measured with a transport that
 answers at once (bench/README.md): the stream handler's CPU per record at batch
-1,000 went from about 34 to about 20 us, and the backfill's reading and parsing
+1,000 went from about 34 to 19 to 25 us, and the backfill's reading and parsing
 from about 40 to about 13 us per item.
 
 The collector is switched back on afterwards if it was on; whatever cyclic garbage

@@ -125,11 +125,7 @@ class StreamIndexer:
 
     def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
         """Decode the surviving changes (poison images go to ``poison``) and send them."""
-        ready = [
-            c if c.op != "index" or (c.source is not None and not c.older)  # written by map_records
-            else materialize_newest(c, poison, serialize=True)
-            for c in changes
-        ]
+        ready = [c if c.op != "index" else materialize_newest(c, poison, serialize=True) for c in changes]
         report = self._send(make_writes([c for c in ready if c is not None], self.targets()), deadline)
         self._drop_writes_to_a_finished_backfill(report)
         return report

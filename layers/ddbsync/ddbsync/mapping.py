@@ -18,7 +18,7 @@ from ddbsync.decode import JsonValue, decode_item, encode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import RecordError
 from ddbsync.native import speedups
-from ddbsync.versioning import SLOT_BITS, Ordering, sequence_rank, stream_version
+from ddbsync.versioning import Ordering, sequence_rank, stream_version
 
 __all__ = [
     "META_FIELD",
@@ -116,7 +116,7 @@ def map_record(
         if fast is not None:
             fast_id, fast_seq, second, source = fast  # the C code checked fast_seq is digits
             change = Change(
-                fast_id, "index", second << SLOT_BITS, Ordering(second, int(fast_seq)), None, record,
+                fast_id, "index", stream_version(second), Ordering(second, int(fast_seq)), None, record,
                 (fast_seq,), second, source=source,
             )
             if decode:
@@ -166,12 +166,12 @@ def map_record(
 
 
 def meta_member(meta: dict[str, JsonValue]) -> bytes:
-    """The JSON of the ``_ddbsync`` member (``"_ddbsync":{...}``), for encode_item."""
-    return _META_PREFIX + orjson.dumps(meta[META_FIELD])
+    """The JSON of the ``_ddbsync`` member holding ``meta`` (``"_ddbsync":{...}``), for encode_item."""
+    return _META_PREFIX + orjson.dumps(meta)
 
 
 _META_PREFIX = b'"' + META_FIELD.encode() + b'":'
-# What meta_member(_meta(seq, ts, False, "stream")) writes, for a digits-only seq.
+# What meta_member(_meta(seq, ts, False, "stream")[META_FIELD]) writes, for a digits-only seq.
 _STREAM_META = _META_PREFIX + b'{"seq":"%b","ts":%d,"source":"stream"}'
 
 
@@ -243,6 +243,8 @@ def materialize_newest(change: Change, poison: list[Poison], *, serialize: bool 
     Returns None when every change of the key is poison. The result carries the
     sequence numbers of every record folded into the key that is not poison.
     """
+    if change.source is not None or change.body is not None:
+        return change  # already written (map_records' C fast path) or decoded
     dead: set[str] = set()
     for candidate in (change, *change.older):
         try:

@@ -19,9 +19,10 @@ __all__ = ["logger", "metrics", "quiet_logs", "tracer"]
 
 
 def _log_json(record: object) -> str:
-    # The JSON of one log line: orjson, about 10 us cheaper per line than the stdlib default,
-    # with the same fallback (str) for values JSON cannot hold. What orjson refuses even so
-    # (an integer beyond 64 bits, a non-string key) goes through the stdlib, as before.
+    # The JSON of one log line: orjson, 4 to 30 us cheaper per line than Powertools' default
+    # (3 timed runs of 3,000 lines each), with the same fallback (str) for values JSON cannot
+    # hold. What orjson refuses even so (an integer beyond 64 bits, a non-string key) goes
+    # through the stdlib, as before.
     try:
         return orjson.dumps(record, default=str).decode("utf-8")
     except TypeError:  # orjson.JSONEncodeError is a TypeError

@@ -3,7 +3,8 @@
 The backfill reads, parses and decodes the next chunk of a data file while the
 current chunk's ``_bulk`` request is in flight (the thread waiting on the socket
 releases the GIL). In AWS the OpenSearch work happens on other machines, so the
-file's time becomes the larger of the two costs instead of their sum.
+file's time should tend to the larger of the two costs rather than their sum (not
+measured in AWS; locally both share 2 cores).
 
 Order and errors are kept: items arrive in order, and an exception raised by the
 source (a corrupt gzip, a bad item) is raised to the consumer when it reaches that

@@ -337,8 +337,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         print(f"OpenSearch {SearchHttp(url).version()} at {url}")
     except OpenSearchUnavailable as e:
-        print(f"ERROR: {e}.\nStart it with `scripts/opensearch.sh start`, "
-              "or point OPENSEARCH_URL at a running node.")  # fmt: skip
+        print(e.advice())
         return EXIT_NO_OPENSEARCH
     if args.items_per_file < 1 or args.seed < 0:
         print("ERROR: --items-per-file must be at least 1 and --seed not negative")

@@ -89,8 +89,7 @@ def run_demo(
     try:
         print(f"   OpenSearch {search.version()} answers")
     except OpenSearchUnavailable as e:
-        print(f"   ERROR: {e}.\n   Start it with `scripts/opensearch.sh start`, "
-              "or point OPENSEARCH_URL at a running node.")  # fmt: skip
+        print(e.advice(indent="   "))
         return EXIT_NO_OPENSEARCH
     if reset:
         for index in search.indices_behind(alias):

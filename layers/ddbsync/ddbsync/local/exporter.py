@@ -264,6 +264,44 @@ def _put_manifest(s3: S3Client, bucket: str, key: str, body: bytes) -> None:
     s3.put_object(Bucket=bucket, Key=key.removesuffix(".json") + ".md5", Body=_md5_b64(body).encode())
 
 
+def _write_manifests(
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    export_dir: str,
+    entries: list[dict[str, object]],
+    *,
+    version: str,
+    export_arn: str,
+    started: float,
+    item_count: int,
+    fmt: str,
+    **specific: object,
+) -> str:
+    """Write manifest-files.json and manifest-summary.json (fields of both export types plus
+    ``specific``); return the summary's key."""
+    files_key = f"{export_dir}/manifest-files.json"
+    _put_manifest(s3, bucket, files_key, b"".join(orjson.dumps(e) + b"\n" for e in entries))
+    summary = {
+        "version": version,
+        "exportArn": export_arn,
+        "startTime": _iso(started),
+        "endTime": _iso(time.time()),
+        **specific,
+        "s3Bucket": bucket,
+        "s3Prefix": prefix.strip("/") or None,
+        "s3SseAlgorithm": "AES256",
+        "s3SseKmsKeyId": None,
+        "manifestFilesS3Key": files_key,
+        "billedSizeBytes": 0,
+        "itemCount": item_count,
+        "outputFormat": fmt,
+    }
+    summary_key = f"{export_dir}/manifest-summary.json"
+    _put_manifest(s3, bucket, summary_key, orjson.dumps(summary))
+    return summary_key
+
+
 def _base(prefix: str) -> str:
     prefix = prefix.strip("/")
     return f"{prefix}/AWSDynamoDB" if prefix else "AWSDynamoDB"
@@ -305,28 +343,11 @@ def write_export(
     to_line = json_line if fmt == "DYNAMODB_JSON" else ion_line
     lines = (to_line(item) for item in _scan(dynamodb, table_name))
     entries, total = _write_data_files(s3, bucket, f"{export_dir}/data", fmt, lines, items_per_file)
-    files_key = f"{export_dir}/manifest-files.json"
-    _put_manifest(s3, bucket, files_key, b"".join(orjson.dumps(e) + b"\n" for e in entries))
-    summary = {
-        "version": "2020-06-30",
-        "exportArn": export_arn,
-        "startTime": _iso(started),
-        "endTime": _iso(time.time()),
-        "tableArn": table.get("TableArn"),
-        "tableId": table.get("TableId"),
-        "exportTime": _iso(export_time),
-        "s3Bucket": bucket,
-        "s3Prefix": prefix.strip("/") or None,
-        "s3SseAlgorithm": "AES256",
-        "s3SseKmsKeyId": None,
-        "manifestFilesS3Key": files_key,
-        "billedSizeBytes": 0,
-        "itemCount": total,
-        "outputFormat": fmt,
-    }
-    summary_key = f"{export_dir}/manifest-summary.json"
-    _put_manifest(s3, bucket, summary_key, orjson.dumps(summary))
-    return summary_key
+    return _write_manifests(
+        s3, bucket, prefix, export_dir, entries,
+        version="2020-06-30", export_arn=export_arn, started=started, item_count=total, fmt=fmt,
+        tableArn=table.get("TableArn"), tableId=table.get("TableId"), exportTime=_iso(export_time),
+    )  # fmt: skip
 
 
 def write_incremental_export(
@@ -363,28 +384,9 @@ def write_incremental_export(
             yield _incremental_line(change, fmt)
 
     entries, total = _write_data_files(s3, bucket, f"{base}/data", fmt, lines(), items_per_file)
-    files_key = f"{export_dir}/manifest-files.json"
-    _put_manifest(s3, bucket, files_key, b"".join(orjson.dumps(e) + b"\n" for e in entries))
-    summary = {
-        "version": "2023-08-01",
-        "exportArn": export_arn,
-        "startTime": _iso(started),
-        "endTime": _iso(time.time()),
-        "tableArn": table_arn,
-        "tableId": None,
-        "exportFromTime": _iso(export_from_time),
-        "exportToTime": _iso(export_to_time),
-        "s3Bucket": bucket,
-        "s3Prefix": prefix.strip("/") or None,
-        "s3SseAlgorithm": "AES256",
-        "s3SseKmsKeyId": None,
-        "manifestFilesS3Key": files_key,
-        "billedSizeBytes": 0,
-        "itemCount": total,
-        "outputFormat": fmt,
-        "outputView": view,
-        "exportType": "INCREMENTAL_EXPORT",
-    }
-    summary_key = f"{export_dir}/manifest-summary.json"
-    _put_manifest(s3, bucket, summary_key, orjson.dumps(summary))
-    return summary_key
+    return _write_manifests(
+        s3, bucket, prefix, export_dir, entries,
+        version="2023-08-01", export_arn=export_arn, started=started, item_count=total, fmt=fmt,
+        tableArn=table_arn, tableId=None, exportFromTime=_iso(export_from_time),
+        exportToTime=_iso(export_to_time), outputView=view, exportType="INCREMENTAL_EXPORT",
+    )  # fmt: skip

@@ -27,6 +27,13 @@ class OpenSearchUnavailable(Exception):
         self.reason = reason
         super().__init__(f"OpenSearch does not answer at {url}: {reason}")
 
+    def advice(self, indent: str = "") -> str:
+        """The error and what to do, for a command's output."""
+        return (
+            f"{indent}ERROR: {self}.\n{indent}Start it with `scripts/opensearch.sh start`, "
+            "or point OPENSEARCH_URL at a running node."
+        )
+
 
 def opensearch_url() -> str:
     """``OPENSEARCH_URL``, or the local node that ``scripts/opensearch.sh start`` runs."""
