@@ -8,8 +8,7 @@ export SAM_CLI_TELEMETRY := 0
 
 help:
 	@echo "make demo        set everything up and run the indexer flow locally (OpenSearch + moto)"
-	@echo "make test        lint, type-check and run every test (starts a local OpenSearch),"
-	@echo "                 then the C speedups' tests again under ASan/UBSan"
+	@echo "make test        lint, type-check and run every test (starts a local OpenSearch)"
 	@echo "make unit        unit tests only (no OpenSearch needed)"
 	@echo "make bench       benchmarks (see bench/README.md)"
 	@echo "make build       sam validate --lint + sam build check"
@@ -41,7 +40,6 @@ integration: opensearch
 
 test: setup lint typecheck opensearch
 	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PYTHON) -m pytest tests -q
-	@PYTHON=$(PYTHON) scripts/asan-check.sh
 
 build:
 	@sam validate --lint --region eu-west-1

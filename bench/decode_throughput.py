@@ -35,7 +35,7 @@ from boto3.dynamodb.types import TypeDeserializer
 
 from _common import alternate, machine, make_records, median
 from ddbsync.bulk import Write, source_of
-from ddbsync.decode import decode_item, dumps_bytes, encode_item
+from ddbsync.decode import decode_item, dumps_bytes
 from ddbsync.mapping import map_record, materialize
 from ddbsync.versioning import stream_version
 
@@ -129,7 +129,6 @@ def stages(records: list[dict[str, Any]], rounds: int) -> list[tuple[str, float]
     # garbage does not slow the next one's collections.
     steps: list[tuple[str, Any, list[Any]]] = [
         ("candidate decode_item(NewImage)", decode_item, images),
-        ("candidate encode_item(NewImage) (C encoder)", lambda im: encode_item(im, b'"m":1'), images),
         ("candidate map_record (incl. decode_item)", lambda r: map_record(r, "pk", "sk"), records),
         ("candidate dumps_bytes(body)", dumps_bytes, bodies),
         ("candidate Write.lines()", Write.lines, writes),

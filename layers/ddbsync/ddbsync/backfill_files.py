@@ -11,7 +11,6 @@ and none is skipped.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,11 +18,11 @@ from itertools import islice
 
 from ddbsync.bulk import Deadline, Outcome, Write, make_writes
 from ddbsync.config import Settings
-from ddbsync.decode import JsonValue, decode_item, encode_item
+from ddbsync.decode import JsonValue, decode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import DdbsyncError
 from ddbsync.gcpause import paused_gc
-from ddbsync.mapping import META_FIELD, Change, meta_member
+from ddbsync.mapping import META_FIELD, Change
 from ddbsync.prefetch import prefetched
 from ddbsync.sending import send
 from ddbsync.transport import Transport
@@ -58,11 +57,6 @@ def _export_meta(second: int) -> dict[str, JsonValue]:
     return {"seq": None, "ts": second, "source": "export"}
 
 
-@functools.lru_cache(maxsize=8)
-def _export_member(second: int) -> bytes:
-    # The same for every item of an export: built once, not per item.
-    return meta_member(_export_meta(second))
-
 
 def export_change(
     item: Mapping[str, object], partition_key: str, sort_key: str | None, export_time: float
@@ -71,13 +65,8 @@ def export_change(
     second = math.floor(export_time)
     if META_FIELD in item:
         raise ValueError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync")
-    # The C encoder writes the document's JSON straight from the item when it can;
-    # otherwise decode and let make_writes serialize (same bytes either way).
-    source = encode_item(item, _export_member(second))
-    body: dict[str, JsonValue] | None = None
-    if source is None:
-        body = decode_item(item)
-        body[META_FIELD] = _export_meta(second)
+    body = decode_item(item)
+    body[META_FIELD] = _export_meta(second)
     return Change(
         document_id(item, partition_key, sort_key),
         "index",
@@ -85,7 +74,6 @@ def export_change(
         export_ordering(export_time),
         body,
         {},
-        source=source,
     )
 
 

@@ -130,8 +130,8 @@ class SendReport:
 
 
 def source_of(change: Change) -> bytes:
-    """The document's JSON: written by the C encoder already, or serialized from the body."""
-    return change.source if change.source is not None else dumps_bytes(change.body)
+    """The document's JSON."""
+    return dumps_bytes(change.body)
 
 
 def make_writes(changes: Sequence[Change], targets: Sequence[str]) -> list[Write]:

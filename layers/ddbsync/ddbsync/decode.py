@@ -11,25 +11,22 @@ Compared with boto3's ``TypeDeserializer`` the output is JSON-ready and exact:
 * ``SS``/``NS``/``BS``: sorted lists (sets have no order; sorting makes the
   document identical whichever path wrote it).
 
-Speed: the common case runs a tight decoder with no per-value bookkeeping, in C
-(:mod:`ddbsync._speedups`) when that module was built, else in Python (``_map``).
-The C decoder only takes input whose result the Python one defines, and hands
-everything else back. On anything unexpected the Python fast decoder falls back
-to :mod:`ddbsync.decode_checked`, which validates every value and raises
+Speed: the common case runs a tight decoder with no per-value bookkeeping
+(``_map``). On anything unexpected it falls back to
+:mod:`ddbsync.decode_checked`, which validates every value and raises
 :class:`DecodeError` with the exact path, or returns the same result for
-odd-but-valid input. ``DDBSYNC_PURE_PYTHON=1`` turns the C decoder off.
+odd-but-valid input.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from ddbsync.decode_checked import checked_item, checked_number, checked_value
 from ddbsync.errors import DecodeError
-from ddbsync.native import speedups as _speedups
 from ddbsync.numbers import (
     INT64_MIN,
     UINT64_MAX,
@@ -40,7 +37,6 @@ from ddbsync.numbers import (
 )
 
 __all__ = [
-    "SPEEDUPS",
     "BigInt",
     "ExactDecimal",
     "JsonValue",
@@ -49,22 +45,11 @@ __all__ = [
     "decode_value",
     "dumps",
     "dumps_bytes",
-    "encode_item",
 ]
 
 JsonValue = object
 
 
-# The C fast paths of decode_item and encode_item, or None (not built, or
-# DDBSYNC_PURE_PYTHON=1).
-_c_decode_map: Callable[[dict[str, Any]], dict[str, object] | None] | None = (
-    _speedups.decode_map if _speedups is not None else None
-)
-_c_encode_map: Callable[[dict[str, Any], bytes], bytes | None] | None = (
-    _speedups.encode_map if _speedups is not None else None
-)
-# Whether the C decoder is in use (for logs and tests).
-SPEEDUPS = _speedups is not None
 
 
 class _Slow(Exception):
@@ -176,29 +161,12 @@ def decode_value(value: object, path: str = "$") -> JsonValue:
 def decode_item(item: Mapping[str, object]) -> dict[str, JsonValue]:
     """Decode a whole item (attribute name -> DynamoDB-JSON value) into JSON-ready values."""
     if item.__class__ is dict:
-        if _c_decode_map is not None:
-            decoded = _c_decode_map(item)
-            if decoded is not None:
-                return decoded
         try:
             return _map(item)
         except Exception:
             pass
     return checked_item(item)
 
-
-def encode_item(item: Mapping[str, object], member: bytes) -> bytes | None:
-    """The document JSON for an item straight from DynamoDB JSON, or None.
-
-    Byte for byte what ``dumps_bytes(decode_item(item) | extra)`` writes, where
-    ``member`` is the JSON of ``extra``'s one member (``b'"k":{...}'``), added last.
-    Only the C encoder does this, and only for the shapes it takes (see
-    _speedups.c); None means "decode and serialize in Python", which the caller
-    then does. Skips building the decoded document as Python objects at all.
-    """
-    if _c_encode_map is None or item.__class__ is not dict:
-        return None
-    return _c_encode_map(item, member)
 
 
 def _exact(value: object) -> orjson.Fragment:

@@ -125,7 +125,7 @@ class StreamIndexer:
 
     def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
         """Decode the surviving changes (poison images go to ``poison``) and send them."""
-        ready = [c if c.op != "index" else materialize_newest(c, poison, serialize=True) for c in changes]
+        ready = [c if c.op != "index" else materialize_newest(c, poison) for c in changes]
         report = self._send(make_writes([c for c in ready if c is not None], self.targets()), deadline)
         self._drop_writes_to_a_finished_backfill(report)
         return report
@@ -145,12 +145,9 @@ class StreamIndexer:
                 return result
 
         s = self.settings
-        # Ids and versions first; the C fast path also writes each document's JSON while
-        # the record is in the cache. Anything else is decoded only for the change that
-        # survives collapse (materialize_newest).
-        changes, poison = map_records(
-            records, s.partition_key, s.sort_key, s.ttl_removes, decode=False, serialize=True
-        )
+        # Ids and versions first; images are decoded only for the change that survives
+        # collapse (materialize_newest).
+        changes, poison = map_records(records, s.partition_key, s.sort_key, s.ttl_removes, decode=False)
         collapsed = collapse(changes)
         result.skipped = sum(len(c.sequence_numbers) for c in collapsed if c.op == "skip")
         deadline = Deadline(remaining_ms, s.timeout_margin_ms)

@@ -8,16 +8,13 @@ changes to one key in a batch collapse to the newest.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
-from ddbsync.decode import JsonValue, decode_item, encode_item
+from ddbsync.decode import JsonValue, decode_item
 from ddbsync.docid import document_id
 from ddbsync.errors import RecordError
-from ddbsync.native import speedups
 from ddbsync.versioning import Ordering, sequence_rank, stream_version
 
 __all__ = [
@@ -36,12 +33,6 @@ TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 StreamRecord = Mapping[str, object]
 Op = Literal["index", "tombstone", "skip"]
 
-# C fast path of map_record (doc id, sequence number, second, and the document's JSON
-# when asked) for plainly valid INSERT/MODIFY records, or None: see _speedups.c.
-_FastChange = tuple[str, str, int, bytes | None]
-_c_change: Callable[[StreamRecord, str, str | None, bool], _FastChange | None] | None = (
-    speedups.stream_change if speedups is not None else None
-)
 
 
 @dataclass(slots=True)
@@ -62,9 +53,6 @@ class Change:
     # Older changes of the same key in the batch, newest first: the fallback when this
     # change's image turns out to be poison.
     older: tuple[Change, ...] = ()
-    # The document's JSON when map_record or materialize wrote it straight from the
-    # image (the C encoder); then body stays None and make_writes sends these bytes.
-    source: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,27 +89,12 @@ def map_record(
     ttl_removes: str = "delete",
     *,
     decode: bool = True,
-    serialize: bool = False,
 ) -> Change:
     """Map one Lambda DynamoDB-stream record; raise RecordError/DecodeError for a poison record.
 
     With ``decode=False`` only the cheap part is done (envelope, id, version) and
-    the new image is decoded later by :func:`materialize`. With ``serialize=True``
-    the C fast path also writes the document's JSON into ``source`` right away
-    (what ``materialize(serialize=True)`` would write), while the record is in the
-    CPU cache; a change whose image needs the Python path is left to materialize.
+    the new image is decoded later by :func:`materialize`.
     """
-    if _c_change is not None:
-        fast = _c_change(record, partition_key, sort_key, serialize and not decode)
-        if fast is not None:
-            fast_id, fast_seq, second, source = fast  # the C code checked fast_seq is digits
-            change = Change(
-                fast_id, "index", stream_version(second), Ordering(second, int(fast_seq)), None, record,
-                (fast_seq,), second, source=source,
-            )
-            if decode:
-                materialize(change)
-            return change
     if record.__class__ is not dict and not isinstance(record, Mapping):
         raise RecordError(f"record must be an object, got {type(record).__name__}")
     ddb = record.get("dynamodb")
@@ -165,34 +138,15 @@ def map_record(
     raise RecordError(f"unknown eventName {name!r}", seq)
 
 
-def meta_member(meta: dict[str, JsonValue]) -> bytes:
-    """The JSON of the ``_ddbsync`` member holding ``meta`` (``"_ddbsync":{...}``), for encode_item."""
-    return _META_PREFIX + orjson.dumps(meta)
 
 
-_META_PREFIX = b'"' + META_FIELD.encode() + b'":'
-# What meta_member(_meta(seq, ts, False, "stream")[META_FIELD]) writes, for a digits-only seq.
-_STREAM_META = _META_PREFIX + b'{"seq":"%b","ts":%d,"source":"stream"}'
-
-
-def materialize(change: Change, *, serialize: bool = False) -> None:
-    """Decode the change's new image into its body (no-op when already done or a tombstone).
-
-    With ``serialize=True`` the document may instead be written straight to JSON
-    bytes in ``change.source`` (the C encoder; same bytes as serializing the body),
-    leaving ``body`` None: what the indexer does, since it only needs the bytes.
-    """
-    if change.body is not None or change.source is not None:
+def materialize(change: Change) -> None:
+    """Decode the change's new image into its body (no-op when already done or a tombstone)."""
+    if change.body is not None:
         return
     ddb = change.record["dynamodb"]
     image = ddb["NewImage"]  # type: ignore[index]
     seq = ddb["SequenceNumber"]  # type: ignore[index]
-    if serialize and image.__class__ is dict and META_FIELD not in image:
-        # map_record checked seq is ASCII digits: no JSON escaping needed.
-        source = encode_item(image, _STREAM_META % (seq.zfill(40).encode(), change.created_seconds))
-        if source is not None:
-            change.source = source
-            return
     meta = _meta(seq, change.created_seconds, False, "stream")
     body = decode_item(image)
     if META_FIELD in body:
@@ -222,7 +176,6 @@ def map_records(
     ttl_removes: str = "delete",
     *,
     decode: bool = True,
-    serialize: bool = False,
 ) -> tuple[list[Change], list[Poison]]:
     """Map a batch; poison records are returned apart, never raised."""
     changes: list[Change] = []
@@ -230,25 +183,25 @@ def map_records(
     for record in records:
         try:
             changes.append(
-                map_record(record, partition_key, sort_key, ttl_removes, decode=decode, serialize=serialize)
+                map_record(record, partition_key, sort_key, ttl_removes, decode=decode)
             )
         except Exception as e:  # a poison record must never fail the batch: it goes to the DLQ
             poison.append(poison_of(record, e))
     return changes, poison
 
 
-def materialize_newest(change: Change, poison: list[Poison], *, serialize: bool = False) -> Change | None:
+def materialize_newest(change: Change, poison: list[Poison]) -> Change | None:
     """The newest change of a key whose image decodes; the ones that do not become poison.
 
     Returns None when every change of the key is poison. The result carries the
     sequence numbers of every record folded into the key that is not poison.
     """
-    if change.source is not None or change.body is not None:
-        return change  # already written (map_records' C fast path) or decoded
+    if change.body is not None:
+        return change  # already decoded
     dead: set[str] = set()
     for candidate in (change, *change.older):
         try:
-            materialize(candidate, serialize=serialize)
+            materialize(candidate)
         except Exception as e:  # poison: to the DLQ, and try the next older change
             poison.append(poison_of(candidate.record, e))
             dead.update(candidate.sequence_numbers)
@@ -258,7 +211,7 @@ def materialize_newest(change: Change, poison: list[Poison], *, serialize: bool 
         alive = tuple(s for s in change.sequence_numbers if s not in dead)
         return Change(
             candidate.doc_id, candidate.op, candidate.version, candidate.ordering, candidate.body,
-            candidate.record, alive, candidate.created_seconds, source=candidate.source,
+            candidate.record, alive, candidate.created_seconds,
         )
     return None
 
@@ -285,7 +238,7 @@ def collapse(changes: Sequence[Change]) -> list[Change]:
         out.append(
             Change(
                 c.doc_id, c.op, c.version, c.ordering, c.body, c.record,
-                folded, c.created_seconds, tuple(newest_first[1:]), c.source,
+                folded, c.created_seconds, tuple(newest_first[1:]),
             )
         )
     return out
