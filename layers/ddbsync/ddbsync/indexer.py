@@ -9,8 +9,9 @@ configuration, or safely in the DLQ.
 
 from __future__ import annotations
 
+import enum
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,7 +22,7 @@ from ddbsync.aws import sqs_client
 from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.config import Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
-from ddbsync.errors import DeadLetterError, IndexAdminError, RecordError
+from ddbsync.errors import DdbsyncError, DeadLetterError, IndexAdminError, RecordError
 from ddbsync.gcpause import paused_gc
 from ddbsync.index_admin import ensure_index, next_alias_name
 from ddbsync.mapping import (
@@ -42,26 +43,75 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
     from opensearchpy import OpenSearch
 
-__all__ = ["BatchResult", "LambdaContextLike", "StreamIndexer", "make_handler"]
+__all__ = [
+    "AccountingError",
+    "BatchResult",
+    "Disposition",
+    "LambdaContextLike",
+    "StreamIndexer",
+    "make_handler",
+]
 
 
 class LambdaContextLike(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+class Disposition(enum.Enum):
+    """Where one record of a batch ended: exactly one of these, once."""
+
+    APPLIED = "applied"  # its change (or a newer change of its key) was written
+    STALE = "stale"  # the index already held a newer or equal change
+    SKIPPED = "skipped"  # skipped by configuration (TTL_REMOVES=keep)
+    DEAD_LETTERED = "dead_lettered"  # whole in the record DLQ, with the reason
+    FAILED = "failed"  # reported as a batch item failure: Lambda delivers it again
+
+
+class AccountingError(DdbsyncError):
+    """A record was given two outcomes: a bug, so the invocation fails and Lambda retries it all."""
+
+
 @dataclass(slots=True)
 class BatchResult:
-    """What one batch did; ``failed_sequence_numbers`` become batchItemFailures."""
+    """What one batch did: one :class:`Disposition` per record, and the documents written.
+
+    ``indexed``/``deleted`` count documents (a document may stand for several folded
+    records); the other counts are records. ``failed_sequence_numbers`` become
+    batchItemFailures.
+    """
 
     received: int = 0
     indexed: int = 0
     deleted: int = 0
-    skipped: int = 0
-    stale: int = 0
-    poison: int = 0
     retries: int = 0
     max_latency_ms: float | None = None
+    dispositions: list[Disposition | None] = field(default_factory=list)
     failed_sequence_numbers: list[str] = field(default_factory=list)
+
+    def settle(self, members: Iterable[int], disposition: Disposition) -> None:
+        """Give each record in ``members`` its outcome; a record settled twice is a bug."""
+        for position in members:
+            if self.dispositions[position] is not None:
+                raise AccountingError(
+                    f"record {position} ended both {self.dispositions[position]} and {disposition}"
+                )
+            self.dispositions[position] = disposition
+
+    def count(self, disposition: Disposition) -> int:
+        return sum(1 for d in self.dispositions if d is disposition)
+
+    @property
+    def stale(self) -> int:
+        return self.count(Disposition.STALE)
+
+    @property
+    def skipped(self) -> int:
+        return self.count(Disposition.SKIPPED)
+
+    @property
+    def poison(self) -> int:
+        """Records now in the record DLQ."""
+        return self.count(Disposition.DEAD_LETTERED)
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         ordered = sorted(set(self.failed_sequence_numbers), key=int)
@@ -132,7 +182,7 @@ class StreamIndexer:
 
     @paused_gc()  # decoding a batch makes no cycles; see ddbsync.gcpause
     def process(self, records: Sequence[StreamRecord], remaining_ms: Callable[[], int]) -> BatchResult:
-        result = BatchResult(received=len(records))
+        result = BatchResult(received=len(records), dispositions=[None] * len(records))
         if not records:
             return result
         if not self._index_ready and self.client is not None:
@@ -141,6 +191,7 @@ class StreamIndexer:
                 self._index_ready = True
             except IndexAdminError as e:
                 logger.error("index not ready; the whole batch will be retried", extra={"reason": str(e)})
+                result.settle(range(len(records)), Disposition.FAILED)
                 result.failed_sequence_numbers = [sequence_number_of(r) for r in records]
                 return result
 
@@ -149,27 +200,31 @@ class StreamIndexer:
         # collapse (materialize_newest).
         changes, poison = map_records(records, s.partition_key, s.sort_key, s.ttl_removes, decode=False)
         collapsed = collapse(changes)
-        result.skipped = sum(len(c.sequence_numbers) for c in collapsed if c.op == "skip")
+        for change in collapsed:
+            if change.op == "skip":
+                result.settle(change.members, Disposition.SKIPPED)
         deadline = Deadline(remaining_ms, s.timeout_margin_ms)
         report = self._send_changes(collapsed, poison, deadline)
         result.retries = report.retries
-        self._account(result, report, poison)
+        self._account(result, report, poison, records)
         created = [c.created_seconds for c in changes]
         if created:
             result.max_latency_ms = max(0.0, (self.clock() - min(created)) * 1000)
         return result
 
-    def _account(self, result: BatchResult, report: SendReport, poison: list[Poison]) -> None:
-        """Count outcomes, dead-letter poison records, and collect what stays unhandled."""
+    def _account(
+        self, result: BatchResult, report: SendReport, poison: list[Poison], records: Sequence[StreamRecord]
+    ) -> None:
+        """Settle every record: write outcomes, dead letters, and what stays unhandled."""
         s = self.settings
         letters = [
             DeadLetter(p.record, p.reason, p.error_type, p.sequence_number, p.doc_id)
             for p in poison
         ]
-        letter_seqs: dict[str, tuple[str, ...]] = {p.sequence_number: (p.sequence_number,) for p in poison}
+        letter_members = [p.members for p in poison]
         for change, outcome, status, error_type, reason in _per_change(report):
             if outcome is Outcome.UNSENT:
-                result.failed_sequence_numbers.extend(change.sequence_numbers)
+                result.settle(change.members, Disposition.FAILED)
             elif outcome is Outcome.POISON:
                 letters.append(
                     DeadLetter(
@@ -177,29 +232,39 @@ class StreamIndexer:
                         sequence_number_of(change.record), change.doc_id, status, s.index_alias,
                     )
                 )
-                letter_seqs[sequence_number_of(change.record)] = change.sequence_numbers
+                letter_members.append(change.members)
             elif outcome is Outcome.STALE:
-                result.stale += 1
-            elif change.op == "tombstone":
-                result.deleted += 1
+                result.settle(change.members, Disposition.STALE)
             else:
-                result.indexed += 1
+                result.settle(change.members, Disposition.APPLIED)
+                if change.op == "tombstone":
+                    result.deleted += 1
+                else:
+                    result.indexed += 1
+        refused: set[str] = set()
         if letters:
             try:
                 send_dead_letters(self.sqs, s.record_dlq_url, letters)
-                result.poison = len(letters)
             except DeadLetterError as e:
                 logger.error("record DLQ refused poison records; they stay unhandled",
                              extra={"reason": e.reason})
-                result.poison = len(letters) - len(e.failed_ids)
-                for seq in e.failed_ids:
-                    result.failed_sequence_numbers.extend(letter_seqs.get(seq, (seq,)))
-            for letter in letters:
+                refused = set(e.failed_ids)
+            for letter, members in zip(letters, letter_members, strict=True):
+                accepted = letter.sequence_number not in refused
+                result.settle(members, Disposition.DEAD_LETTERED if accepted else Disposition.FAILED)
                 logger.warning(
                     "poison record",
                     extra={"sequence_number": letter.sequence_number, "error_type": letter.error_type,
-                           "status": letter.status},
+                           "status": letter.status, "dead_lettered": accepted},
                 )
+        gaps = [i for i, d in enumerate(result.dispositions) if d is None]
+        if gaps:  # a bug: never let a record go unaccounted, have Lambda deliver it again
+            logger.error("records without an outcome; reported as failures", extra={"positions": gaps})
+            result.settle(gaps, Disposition.FAILED)
+        result.failed_sequence_numbers = [
+            sequence_number_of(records[i])
+            for i, d in enumerate(result.dispositions) if d is Disposition.FAILED
+        ]
 
 
 def _per_change(

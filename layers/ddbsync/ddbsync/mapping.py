@@ -3,6 +3,10 @@
 INSERT/MODIFY index the new image; REMOVE writes a tombstone document (hidden by
 the search alias) unless it is a TTL removal and TTL removals are kept. Several
 changes to one key in a batch collapse to the newest.
+
+Every change and every poison record names the batch positions of the records it
+stands for (``members``), so that the indexer can account for each record exactly
+once: a record folded into a newer change of its key shares that change's outcome.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ class Change:
     # it is done only for the change that survives collapse).
     body: dict[str, JsonValue] | None
     record: StreamRecord
-    # Sequence numbers of every record folded into this change (for batchItemFailures).
-    sequence_numbers: tuple[str, ...] = field(default=())
+    # Batch positions of every record this change stands for: its own, and those of the
+    # older changes of its key folded into it. Empty outside a stream batch.
+    members: tuple[int, ...] = field(default=())
     created_seconds: int = 0
     # Older changes of the same key in the batch, newest first: the fallback when this
     # change's image turns out to be poison.
@@ -64,6 +69,7 @@ class Poison:
     error_type: str
     sequence_number: str
     doc_id: str | None = None
+    members: tuple[int, ...] = ()
 
 
 def _meta(seq: str | None, created: int, deleted: bool, source: str) -> dict[str, JsonValue]:
@@ -127,14 +133,14 @@ def map_record(
                 "NEW_AND_OLD_IMAGES)",
                 seq,
             )
-        change = Change(doc_id, "index", version, ordering, None, record, (seq,), created_s)
+        change = Change(doc_id, "index", version, ordering, None, record, (), created_s)
         if decode:
             materialize(change)
         return change
     if name == "REMOVE":
         op: Op = "skip" if ttl_removes == "keep" and _is_ttl_removal(record) else "tombstone"
         body = _meta(seq, created_s, True, "stream")
-        return Change(doc_id, op, version, ordering, body, record, (seq,), created_s)
+        return Change(doc_id, op, version, ordering, body, record, (), created_s)
     raise RecordError(f"unknown eventName {name!r}", seq)
 
 
@@ -150,9 +156,7 @@ def materialize(change: Change) -> None:
     meta = _meta(seq, change.created_seconds, False, "stream")
     body = decode_item(image)
     if META_FIELD in body:
-        raise RecordError(
-            f"item has an attribute named {META_FIELD!r}, reserved by ddbsync", change.sequence_numbers[0]
-        )
+        raise RecordError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync", seq)
     body.update(meta)
     change.body = body
 
@@ -164,9 +168,12 @@ def sequence_number_of(record: object) -> str:
     return str(seq) if seq is not None else ""
 
 
-def poison_of(record: object, error: Exception) -> Poison:
-    """A Poison for a record that failed with ``error``."""
-    return Poison(record, str(error), type(error).__name__, sequence_number_of(record))  # type: ignore[arg-type]
+def poison_of(record: object, error: Exception, members: tuple[int, ...] = ()) -> Poison:
+    """A Poison for a record that failed with ``error``, standing for the records ``members``."""
+    return Poison(
+        record,  # type: ignore[arg-type]
+        str(error), type(error).__name__, sequence_number_of(record), members=members,
+    )
 
 
 def map_records(
@@ -177,38 +184,48 @@ def map_records(
     *,
     decode: bool = True,
 ) -> tuple[list[Change], list[Poison]]:
-    """Map a batch; poison records are returned apart, never raised."""
+    """Map a batch; poison records are returned apart, never raised.
+
+    Each change and poison record is a member of the batch at its position.
+    """
     changes: list[Change] = []
     poison: list[Poison] = []
-    for record in records:
+    for position, record in enumerate(records):
         try:
-            changes.append(
-                map_record(record, partition_key, sort_key, ttl_removes, decode=decode)
-            )
+            change = map_record(record, partition_key, sort_key, ttl_removes, decode=decode)
         except Exception as e:  # a poison record must never fail the batch: it goes to the DLQ
-            poison.append(poison_of(record, e))
+            poison.append(poison_of(record, e, (position,)))
+            continue
+        change.members = (position,)
+        changes.append(change)
     return changes, poison
 
 
 def materialize_newest(change: Change, poison: list[Poison]) -> Change | None:
     """The newest change of a key whose image decodes; the ones that do not become poison.
 
-    Returns None when every change of the key is poison. The result carries the
-    sequence numbers of every record folded into the key that is not poison.
+    Returns None when every change of the key is poison. Each poison change goes to
+    ``poison`` as its own record; the result stands for every other record folded
+    into the key, so none is left without an outcome.
     """
     if change.body is not None:
-        return change  # already decoded
-    dead: set[str] = set()
+        return change  # already decoded (or a tombstone)
+    older_members = {m for o in change.older for m in o.members}
+    dead: set[int] = set()
     for candidate in (change, *change.older):
+        if candidate is change:  # the newest carries every folded member: keep its own
+            own = tuple(m for m in candidate.members if m not in older_members)
+        else:
+            own = candidate.members
         try:
             materialize(candidate)
         except Exception as e:  # poison: to the DLQ, and try the next older change
-            poison.append(poison_of(candidate.record, e))
-            dead.update(candidate.sequence_numbers)
+            poison.append(poison_of(candidate.record, e, own))
+            dead.update(own)
             continue
         if candidate is change:
             return change
-        alive = tuple(s for s in change.sequence_numbers if s not in dead)
+        alive = tuple(m for m in change.members if m not in dead)
         return Change(
             candidate.doc_id, candidate.op, candidate.version, candidate.ordering, candidate.body,
             candidate.record, alive, candidate.created_seconds,
@@ -217,22 +234,31 @@ def materialize_newest(change: Change, poison: list[Poison]) -> Change | None:
 
 
 def collapse(changes: Sequence[Change]) -> list[Change]:
-    """Keep the newest change per document id; remember every folded record's sequence number."""
+    """Keep the newest written change per document id, folding the older ones into it.
+
+    A change skipped by configuration (a TTL removal with ``TTL_REMOVES=keep``) writes
+    nothing, so it never competes: it stays a change of its own (accounted as skipped),
+    and the key's newest *written* change is what the document ends with, as if the
+    skipped record had come in another batch.
+    """
     if len({c.doc_id for c in changes}) == len(changes):
         return list(changes)  # the usual batch: every key once, nothing to fold
     by_key: dict[str, list[Change]] = {}
+    out: list[Change] = []
     for change in changes:
+        if change.op == "skip":
+            out.append(change)
+            continue
         group = by_key.get(change.doc_id)
         if group is None:
             by_key[change.doc_id] = [change]
         else:
             group.append(change)
-    out: list[Change] = []
     for group in by_key.values():
         if len(group) == 1:
             out.append(group[0])
             continue
-        folded = tuple(s for g in group for s in g.sequence_numbers)  # in record order
+        folded = tuple(m for g in group for m in g.members)  # in record order
         newest_first = sorted(group, key=lambda c: c.ordering, reverse=True)
         c = newest_first[0]
         out.append(
