@@ -282,3 +282,58 @@ def test_an_event_without_a_records_list_fails_the_invocation(alias: str, dlq_ur
     # Powertools warns that the failed invocation published no metrics.
     with pytest.raises(RecordError, match="no Records list"), pytest.warns(UserWarning, match="metrics"):
         handler({"records": []}, FakeContext())
+
+
+# --- documents the serializer refuses, events that are not objects, records without an id ---
+
+
+def test_documents_the_serializer_refuses_are_dead_lettered_and_the_rest_is_indexed(
+    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = load_event("unserializable.json")
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    assert handler(sample, FakeContext()) == {"batchItemFailures": []}
+    bad, good = sample["Records"][:3], sample["Records"][3]
+    letters = {m["sequence_number"]: m for m in dlq_messages(dlq_url)}
+    assert set(letters) == {r["dynamodb"]["SequenceNumber"] for r in bad}
+    for record in bad:
+        letter = letters[record["dynamodb"]["SequenceNumber"]]
+        assert letter["record"] == record  # whole, lone surrogates included
+        assert letter["error_type"] == "unserializable_document"
+        assert letter["reason"].startswith("document cannot be serialized: ")
+    surrogate_value, surrogate_name, deep = (letters[r["dynamodb"]["SequenceNumber"]] for r in bad)
+    assert "surrogates not allowed" in surrogate_value["reason"]
+    assert "surrogates not allowed" in surrogate_name["reason"]
+    assert "Recursion limit" in deep["reason"]
+    assert set(docs(os_client, alias)) == {"cat-gloves|item-023"}
+    assert good["dynamodb"]["Keys"]["sk"]["S"] == "item-023"
+    assert emitted_metrics(capsys.readouterr().out)["PoisonRecords"] == 3
+
+
+@pytest.mark.parametrize("not_an_object", [[], [{"Records": []}], "Records", 7, None])
+def test_an_event_that_is_not_an_object_fails_the_invocation_with_a_clear_error(
+    alias: str, dlq_url: str, not_an_object: Any
+) -> None:
+    from ddbsync.errors import RecordError
+
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    kind = type(not_an_object).__name__
+    with pytest.raises(RecordError, match=f"event must be an object with a Records list, got {kind}$"), \
+            pytest.warns(UserWarning, match="metrics"):  # fmt: skip
+        handler(not_an_object, FakeContext())
+
+
+def test_a_poison_record_without_a_sequence_number_fails_the_whole_batch_when_the_dlq_is_down(
+    os_client: OpenSearch, alias: str, aws: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = RecordFactory()
+    missing_queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/does-not-exist"
+    handler = make_handler(Settings.from_env(base_env(alias, missing_queue)))
+    nameless = f.record("INSERT", "a", "1", {"n": 1})
+    del nameless["dynamodb"]["SequenceNumber"]
+    good = f.record("INSERT", "b", "1", {"n": 1})
+    # Lambda: an empty itemIdentifier fails the whole batch (it is retried whole); naming
+    # "b" instead would checkpoint past the record that has no name, and lose it.
+    assert handler(event([good, nameless]), FakeContext()) == {"batchItemFailures": [{"itemIdentifier": ""}]}
+    assert "no SequenceNumber" in caplog.text
+    assert set(docs(os_client, alias)) == {"b|1"}

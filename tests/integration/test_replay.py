@@ -18,11 +18,11 @@ from opensearchpy import OpenSearch
 from ddbsync import cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
-from ddbsync.indexer import make_handler
+from ddbsync.indexer import StreamIndexer, make_handler
 from ddbsync.local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from ddbsync.replay import EXIT_KEPT, EXIT_OK, EXIT_SETUP, replay
 from tests.conftest import base_env, dlq_messages
-from tests.support import FakeContext, RecordFactory, event
+from tests.support import FakeContext, RecordFactory, event, load_event
 
 pytestmark = pytest.mark.integration
 
@@ -279,3 +279,59 @@ def test_setup_problems_are_named_and_nothing_is_touched(
     assert cli.main(["replay", "--queue", dlq_url]) == EXIT_SETUP
     assert "OpenSearch at http://127.0.0.1:9 does not answer" in capsys.readouterr().out
     assert depth(dlq_url) == 1
+
+
+# --- records the serializer refuses ----------------------------------------------------------
+
+
+def test_replaying_a_document_the_serializer_refuses_keeps_it_as_still_poison(
+    os_client: OpenSearch, alias: str, dlq_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    bad = load_event("unserializable.json")["Records"][:3]
+    good = RecordFactory().record("INSERT", "a", "1", {"n": 1})
+    send_dead_letters(boto3.client("sqs", region_name="eu-west-1"), dlq_url, [
+        DeadLetter(r, "document cannot be serialized", "unserializable_document",
+                   r["dynamodb"]["SequenceNumber"])
+        for r in [*bad, good]
+    ])  # fmt: skip
+
+    use_env(monkeypatch, base_env(alias, dlq_url))
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    kept_lines = [line for line in out.splitlines() if line.startswith("  KEPT")]
+    assert len(kept_lines) == 3
+    assert all("still poison: unserializable_document: document cannot be serialized" in line
+               for line in kept_lines)  # fmt: skip
+    assert "1 deleted, 3 kept" in out
+    kept = {m["sequence_number"]: m["record"] for m in dlq_messages(dlq_url)}
+    assert kept == {r["dynamodb"]["SequenceNumber"]: r for r in bad}  # visible again, unchanged
+    assert set(docs(os_client, alias)) == {"a|1"}
+
+
+def test_a_message_that_breaks_the_replay_is_kept_and_the_run_goes_on(
+    os_client: OpenSearch, alias: str, dlq_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    breaking, fine = f.record("INSERT", "a", "1", {"n": 1}), f.record("INSERT", "b", "1", {"n": 1})
+    send_dead_letters(boto3.client("sqs", region_name="eu-west-1"), dlq_url, [
+        DeadLetter(r, "rejected earlier", "rejected", r["dynamodb"]["SequenceNumber"])
+        for r in (breaking, fine)
+    ])  # fmt: skip
+    process = StreamIndexer.process
+
+    def failing(self: StreamIndexer, records: Any, remaining_ms: Any) -> Any:
+        if records and records[0] == breaking:
+            raise RuntimeError("an unexpected bug")
+        return process(self, records, remaining_ms)
+
+    monkeypatch.setattr(StreamIndexer, "process", failing)
+    use_env(monkeypatch, base_env(alias, dlq_url))
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    assert "replay failed on this message: RuntimeError: an unexpected bug" in out
+    assert "1 deleted, 1 kept" in out
+    (kept,) = dlq_messages(dlq_url)  # visible again at once, not hidden until the timeout
+    assert kept["record"] == breaking
+

@@ -574,3 +574,32 @@ def test_a_compare_and_set_answer_with_the_wrong_item_count_does_not_raise() -> 
     transport = FakeTransport([[409], []], metas=[[stored(seq=OURS_SEQ - 1)]])
     send(writes, transport, resolver=resolve_conflicts)
     assert outcomes(writes) in ([Outcome.UNSENT], [Outcome.APPLIED])
+
+
+# --- documents the serializer refuses ------------------------------------------------------
+
+
+def test_a_document_the_serializer_refuses_is_poison_without_a_request_and_the_rest_is_sent() -> None:
+    factory = RecordFactory(sk=None)
+    deep: dict[str, Any] = {"S": "x"}
+    for _ in range(300):
+        deep = {"M": {"a": deep}}
+    records = [
+        factory.record("INSERT", "k0", raw_image={"v": {"S": "lone \ud800"}}, seq=str(OURS_SEQ)),
+        factory.record("INSERT", "k1", raw_image={"name \udfff": {"S": "v"}}, seq=str(OURS_SEQ + 1)),
+        factory.record("INSERT", "k2", raw_image={"deep": deep}, seq=str(OURS_SEQ + 2)),
+        factory.record("INSERT", "k3", image={"v": 1}, seq=str(OURS_SEQ + 3)),
+    ]
+    changes, poison = map_records(records, "pk", None)
+    assert poison == []
+    writes = make_writes(changes, [ALIAS, "products-next"])
+    transport = FakeTransport()
+    report = send(writes, transport)
+    assert [transport.ids(i) for i in range(len(transport.bodies))] == [["k3", "k3"]]
+    assert outcomes(writes) == [Outcome.POISON] * 6 + [Outcome.APPLIED] * 2
+    reasons = [w.result.reason for w in writes[:6] if w.result is not None]
+    assert all(r.startswith("document cannot be serialized: ") for r in reasons)
+    assert "surrogates not allowed" in reasons[0] and "surrogates not allowed" in reasons[2]
+    assert "Recursion limit reached" in reasons[4]
+    assert {w.result.error_type for w in writes[:6] if w.result is not None} == {"unserializable_document"}
+    assert report.counts == {Outcome.POISON: 6, Outcome.APPLIED: 2}

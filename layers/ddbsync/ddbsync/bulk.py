@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from ddbsync.decode import dumps_bytes
+from ddbsync.errors import DdbsyncError
 from ddbsync.mapping import Change
 from ddbsync.transport import BulkItemResult, Transport, TransportError
 
@@ -135,16 +136,27 @@ def source_of(change: Change) -> bytes:
 
 
 def make_writes(changes: Sequence[Change], targets: Sequence[str]) -> list[Write]:
-    """Expand changes to one write per target alias (the source is serialized once)."""
+    """Expand changes to one write per target alias (the source is serialized once).
+
+    A document the serializer refuses (a lone surrogate in a string or an attribute name,
+    maps nested deeper than orjson's 255 levels) makes that change poison: its writes get
+    a POISON result here and are never sent; the other changes are not affected.
+    """
     writes: list[Write] = []
     for change in changes:
         if change.op == "skip":
             continue
-        source = source_of(change)
+        result = None
+        try:
+            source = source_of(change)
+        except (DdbsyncError, TypeError, ValueError) as e:
+            source = b""
+            reason = f"document cannot be serialized: {e.__cause__ or e}"
+            result = WriteResult(Outcome.POISON, None, "unserializable_document", reason)
         if len(targets) == 1:  # the usual case: no backfill running
-            writes.append(Write(targets[0], change, source))
+            writes.append(Write(targets[0], change, source, result))
         else:
-            writes.extend(Write(target, change, source) for target in targets)
+            writes.extend(Write(target, change, source, result) for target in targets)
     return writes
 
 
@@ -200,6 +212,8 @@ def send_writes(
     report = SendReport(writes)
     pending = []
     for write in writes:
+        if write.result is not None and write.result.outcome is Outcome.POISON:
+            continue  # judged before sending (make_writes: the document cannot be serialized)
         size = len(write.source)
         if max_document_bytes is not None and size > max_document_bytes:
             reason = f"document is {size} bytes, over MAX_DOCUMENT_BYTES={max_document_bytes}"

@@ -64,8 +64,16 @@ class BatchResult:
     failed_sequence_numbers: list[str] = field(default_factory=list)
 
     def response(self) -> dict[str, list[dict[str, str]]]:
-        ordered = sorted(set(self.failed_sequence_numbers), key=int)
-        return {"batchItemFailures": [{"itemIdentifier": s} for s in ordered]}
+        failed = set(self.failed_sequence_numbers)
+        if any(not (s.isascii() and s.isdigit()) for s in failed):
+            # A failed record without a usable SequenceNumber (a hand-made or corrupt event)
+            # cannot be named. AWS Lambda, "Configuring partial batch response with DynamoDB
+            # and Lambda": an empty-string or null itemIdentifier makes Lambda treat the
+            # invocation as a complete failure and retry the whole batch per the retry policy
+            # (and send its pointer to the on-failure destination at the end). Naming another
+            # record would checkpoint past the unnamed one and lose it.
+            return {"batchItemFailures": [{"itemIdentifier": ""}]}
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in sorted(failed, key=int)]}
 
 
 class StreamIndexer:
@@ -262,6 +270,9 @@ def make_handler(
     def handler(
         event: Mapping[str, object], context: LambdaContextLike
     ) -> dict[str, list[dict[str, str]]]:
+        if not isinstance(event, Mapping):
+            # JSON that is not an object (a list, a string...): not an event Lambda sends.
+            raise RecordError(f"event must be an object with a Records list, got {type(event).__name__}")
         raw = event.get("Records")
         if not isinstance(raw, list):
             # Not a stream event at all (a wrong trigger or a hand-made test event): fail the
@@ -278,7 +289,10 @@ def make_handler(
                 "retries": result.retries, "unsent": len(set(result.failed_sequence_numbers)),
             },
         )
-        return result.response()
+        response = result.response()
+        if response["batchItemFailures"] == [{"itemIdentifier": ""}]:
+            logger.error("an unhandled record has no SequenceNumber; the whole batch is reported failed")
+        return response
 
     handler.indexer = indexer
     return handler  # type: ignore[no-any-return]

@@ -194,10 +194,13 @@ def replay(
     kept: dict[str, str] = {}  # message id -> receipt handle, made visible again at the end
     for batch in _receive(sqs, queue_url, max_messages, visibility_timeout, report):
         for message in batch:
-            handled, note = _handle(
-                message, pointers_only, dlq_indexer, range_indexer, held, report,
-                streams, region,
-            )  # fmt: skip
+            try:
+                handled, note = _handle(
+                    message, pointers_only, dlq_indexer, range_indexer, held, report,
+                    streams, region,
+                )  # fmt: skip
+            except Exception as e:  # never leave a message hidden because of one bad message
+                handled, note = False, "replay failed on this message: " + _short(f"{type(e).__name__}: {e}")
             ident = message.get("MessageId", "?")
             if handled:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
