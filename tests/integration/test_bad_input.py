@@ -7,6 +7,7 @@ record DLQ) or reported back to Lambda as a batch item failure.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from opensearchpy import OpenSearch
 
@@ -336,4 +338,50 @@ def test_a_poison_record_without_a_sequence_number_fails_the_whole_batch_when_th
     # "b" instead would checkpoint past the record that has no name, and lose it.
     assert handler(event([good, nameless]), FakeContext()) == {"batchItemFailures": [{"itemIdentifier": ""}]}
     assert "no SequenceNumber" in caplog.text
+    assert set(docs(os_client, alias)) == {"b|1"}
+
+
+# --- dead letters too big for an SQS message ----------------------------------------------
+
+
+def two_400_kb_images(f: RecordFactory) -> dict[str, Any]:
+    record = f.record("MODIFY", "a", "1", {"n": 1})
+    record["dynamodb"]["NewImage"]["blob"] = {"B": base64.b64encode(b"\x01" * 300_000).decode()}
+    record["dynamodb"]["OldImage"] = dict(record["dynamodb"]["Keys"])
+    record["dynamodb"]["OldImage"]["blob"] = {"B": base64.b64encode(b"\x02" * 300_000).decode()}
+    return record
+
+
+def test_a_record_with_two_400_kb_binary_images_reaches_the_dlq_whole_through_s3(
+    os_client: OpenSearch, alias: str, dlq_url: str, letter_bucket: str
+) -> None:
+    f = RecordFactory()
+    env = base_env(alias, dlq_url, MAX_DOCUMENT_BYTES="65536", DEAD_LETTER_BUCKET=letter_bucket)
+    handler = make_handler(Settings.from_env(env))
+    big = two_400_kb_images(f)
+    small = f.record("INSERT", "b", "1", {"n": 1})
+    assert handler(event([big, small]), FakeContext()) == {"batchItemFailures": []}
+    (pointer,) = dlq_messages(dlq_url)
+    assert pointer["error_type"] == "document_too_large"
+    assert "record" not in pointer
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    stored = s3.get_object(Bucket=letter_bucket, Key=pointer["s3"]["key"])["Body"].read()
+    letter = json.loads(stored)
+    assert letter["record"] == big  # NewImage and OldImage, both whole
+    assert pointer["s3"]["bytes"] == len(stored) > 262_144
+    assert set(docs(os_client, alias)) == {"b|1"}
+
+
+def test_a_dead_letter_too_big_for_sqs_without_a_bucket_stays_a_batch_item_failure(
+    os_client: OpenSearch, alias: str, dlq_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = RecordFactory()
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url, MAX_DOCUMENT_BYTES="65536")))
+    big = two_400_kb_images(f)
+    small = f.record("INSERT", "b", "1", {"n": 1})
+    result = handler(event([big, small]), FakeContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": big["dynamodb"]["SequenceNumber"]}]}
+    assert dlq_messages(dlq_url) == []
+    (refused,) = [r for r in caplog.records if r.getMessage().startswith("record DLQ refused")]
+    assert "over SQS's 262144-byte message limit and DEAD_LETTER_BUCKET is not set" in refused.reason
     assert set(docs(os_client, alias)) == {"b|1"}

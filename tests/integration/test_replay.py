@@ -281,6 +281,89 @@ def test_setup_problems_are_named_and_nothing_is_touched(
     assert depth(dlq_url) == 1
 
 
+# --- dead letters stored in S3 -------------------------------------------------------------
+
+EMOJI_TEXT = "😀" * 97_500  # 390,000 UTF-8 bytes; 1,170,000 as \ud83d\ude00 escapes
+
+
+def s3_keys(bucket: str) -> list[str]:
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_a_390_kb_emoji_item_rejected_by_opensearch_reaches_the_dlq_through_s3_and_replay_applies_it(
+    os_client: OpenSearch, alias: str, dlq_url: str, letter_bucket: str, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url, DEAD_LETTER_BUCKET=letter_bucket)
+    handler = make_handler(Settings.from_env(env))
+    poison = f.record("INSERT", "b", "1", raw_image={"big": {"N": HUGE}, "text": {"S": EMOJI_TEXT}})
+    assert handler(event([poison]), FakeContext()) == {"batchItemFailures": []}
+    assert depth(dlq_url) == 1
+    (key,) = s3_keys(letter_bucket)
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url, "--dry-run"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "1 record-DLQ message(s)" in out
+    assert "out of range of long" in out
+    assert f"1 of the record-DLQ messages point at a dead letter stored whole in s3://{letter_bucket}/" in out
+    assert "😀" not in out
+
+    use_env(monkeypatch, base_env(alias, dlq_url, DEAD_LETTER_BUCKET=letter_bucket,
+                                  INDEX_TEMPLATE=str(template_mapping_big_as_double(tmp_path))))  # fmt: skip
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "1 deleted, 0 kept" in out
+    assert "records replayed 1, stale 0" in out
+    assert depth(dlq_url) == 0
+    assert s3_keys(letter_bucket) == []  # deleted with its message
+    found = docs(os_client, alias)["b|1"]
+    assert found["text"] == EMOJI_TEXT
+    assert found["big"] == int(HUGE)
+    assert key.startswith("dead-letters/")
+
+
+def test_a_stored_letter_that_is_still_poison_stays_with_its_object(
+    os_client: OpenSearch, alias: str, dlq_url: str, letter_bucket: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url, DEAD_LETTER_BUCKET=letter_bucket)
+    handler = make_handler(Settings.from_env(env))
+    poison = f.record("INSERT", "b", "1", raw_image={"big": {"N": HUGE}, "text": {"S": EMOJI_TEXT}})
+    handler(event([poison]), FakeContext())
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    assert "still poison" in out and "out of range of long" in out
+    assert "😀" not in out
+    (pointer,) = dlq_messages(dlq_url)
+    assert s3_keys(letter_bucket) == [pointer["s3"]["key"]]  # no second copy, nothing deleted
+
+
+def test_a_pointer_whose_object_is_missing_is_kept_with_the_reason(
+    os_client: OpenSearch, alias: str, dlq_url: str, letter_bucket: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url, DEAD_LETTER_BUCKET=letter_bucket)
+    handler = make_handler(Settings.from_env(env))
+    handler(event([f.record("INSERT", "b", "1", raw_image={"big": {"N": HUGE}, "text": {"S": EMOJI_TEXT}})]),
+            FakeContext())  # fmt: skip
+    (key,) = s3_keys(letter_bucket)
+    boto3.client("s3", region_name="eu-west-1").delete_object(Bucket=letter_bucket, Key=key)
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    assert f"the dead letter s3://{letter_bucket}/{key} is missing (NoSuchKey)" in out
+    assert "0 deleted, 1 kept" in out
+    assert depth(dlq_url) == 1
+
+
 # --- records the serializer refuses ----------------------------------------------------------
 
 
@@ -334,4 +417,3 @@ def test_a_message_that_breaks_the_replay_is_kept_and_the_run_goes_on(
     assert "1 deleted, 1 kept" in out
     (kept,) = dlq_messages(dlq_url)  # visible again at once, not hidden until the timeout
     assert kept["record"] == breaking
-

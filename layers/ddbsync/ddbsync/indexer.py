@@ -20,7 +20,7 @@ from opensearchpy import exceptions as os_exc
 from ddbsync.aws import sqs_client
 from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.config import Settings
-from ddbsync.dlq import DeadLetter, send_dead_letters
+from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
 from ddbsync.errors import DeadLetterError, IndexAdminError, RecordError
 from ddbsync.gcpause import paused_gc
 from ddbsync.index_admin import ensure_index, next_alias_name
@@ -39,6 +39,7 @@ from ddbsync.sending import send
 from ddbsync.transport import OpenSearchTransport, Transport
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from opensearchpy import OpenSearch
 
@@ -88,10 +89,21 @@ class StreamIndexer:
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        dead_letters: DeadLetterSink | None = None,
+        s3: S3Client | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport
         self.sqs = sqs
+        if dead_letters is None:
+            bucket = None
+            if settings.dead_letter_bucket:
+                bucket = LetterBucket(
+                    settings.dead_letter_bucket, kms_key_id=settings.dead_letter_kms_key_id,
+                    s3=s3, region=settings.region,
+                )  # fmt: skip
+            dead_letters = SqsDeadLetters(sqs, settings.record_dlq_url, bucket)
+        self.dead_letters = dead_letters
         self.client = client
         self.sleep = sleep
         self.clock = clock
@@ -194,7 +206,7 @@ class StreamIndexer:
                 result.indexed += 1
         if letters:
             try:
-                send_dead_letters(self.sqs, s.record_dlq_url, letters)
+                self.dead_letters.send(letters)
                 result.poison = len(letters)
             except DeadLetterError as e:
                 logger.error("record DLQ refused poison records; they stay unhandled",
@@ -252,6 +264,7 @@ def make_handler(
     client: OpenSearch | None = None,
     transport: Transport | None = None,
     sqs: SQSClient | None = None,
+    s3: S3Client | None = None,
 ) -> Handler:
     """Build the Lambda handler. Settings come from the environment unless given.
 
@@ -262,7 +275,7 @@ def make_handler(
     if transport is None:
         client = client or build_client(settings)
         transport = OpenSearchTransport(client)
-    indexer = StreamIndexer(settings, transport, sqs or sqs_client(settings.region), client)
+    indexer = StreamIndexer(settings, transport, sqs or sqs_client(settings.region), client, s3=s3)
 
     @logger.inject_lambda_context(log_event=False)
     @metrics.log_metrics(raise_on_empty_metrics=False)
