@@ -385,3 +385,41 @@ def test_a_dead_letter_too_big_for_sqs_without_a_bucket_stays_a_batch_item_failu
     (refused,) = [r for r in caplog.records if r.getMessage().startswith("record DLQ refused")]
     assert "over SQS's 262144-byte message limit and DEAD_LETTER_BUCKET is not set" in refused.reason
     assert set(docs(os_client, alias)) == {"b|1"}
+
+
+# --- rejected writes the index already supersedes ----------------------------------------
+
+
+def test_a_late_rejected_change_older_than_the_indexed_one_is_stale_not_poison(
+    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f = RecordFactory()
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    t = 1_800_000_000
+    newer = f.record("MODIFY", "x", "1", {"n": 3}, created=t + 5)
+    assert handler(event([newer]), FakeContext()) == {"batchItemFailures": []}
+    late = f.record("MODIFY", "x", "1", {"n": "not a number"}, created=t)  # a mapping conflict
+    assert handler(event([late]), FakeContext()) == {"batchItemFailures": []}
+    assert dlq_messages(dlq_url) == []
+    assert docs(os_client, alias)["x|1"]["n"] == 3
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["StaleConflicts"] == 1
+    assert metrics["PoisonRecords"] == 0
+
+
+def test_a_rejected_change_newer_than_the_indexed_one_still_goes_to_the_dlq(
+    os_client: OpenSearch, alias: str, dlq_url: str
+) -> None:
+    f = RecordFactory()
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    t = 1_800_000_000
+    older = f.record("INSERT", "x", "1", {"n": 1}, created=t)
+    assert handler(event([older]), FakeContext()) == {"batchItemFailures": []}
+    same_second = f.record("MODIFY", "x", "1", {"n": "not a number"}, created=t)  # later sequence
+    later = f.record("MODIFY", "y", "1", {"n": "not a number"}, created=t + 5)  # nothing stored
+    assert handler(event([same_second, later]), FakeContext()) == {"batchItemFailures": []}
+    letters = {m["doc_id"]: m for m in dlq_messages(dlq_url)}
+    assert set(letters) == {"x|1", "y|1"}
+    assert letters["x|1"]["status"] == 400
+    assert letters["x|1"]["error_type"] == "mapper_parsing_exception"
+    assert docs(os_client, alias)["x|1"]["n"] == 1

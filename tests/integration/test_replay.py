@@ -417,3 +417,56 @@ def test_a_message_that_breaks_the_replay_is_kept_and_the_run_goes_on(
     assert "1 deleted, 1 kept" in out
     (kept,) = dlq_messages(dlq_url)  # visible again at once, not hidden until the timeout
     assert kept["record"] == breaking
+
+
+# --- dead letters the index has since superseded ---------------------------------------------
+
+
+@pytest.mark.parametrize("later", ["MODIFY", "REMOVE"])
+def test_a_dead_letter_superseded_by_a_later_change_is_deleted_as_stale(
+    os_client: OpenSearch, alias: str, dlq_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], later: str,
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url)
+    handler = make_handler(Settings.from_env(env))
+    t = 1_800_000_000
+    handler(event([f.record("INSERT", "x", "1", {"n": 1}, created=t)]), FakeContext())  # maps n: long
+    poison = f.record("MODIFY", "x", "1", {"n": "not a number"}, created=t + 1)
+    assert handler(event([poison]), FakeContext()) == {"batchItemFailures": []}
+    assert depth(dlq_url) == 1
+    fixed = f.record(later, "x", "1", {"n": 3}, created=t + 2)
+    assert handler(event([fixed]), FakeContext()) == {"batchItemFailures": []}
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "1 deleted, 0 kept" in out
+    assert "records replayed 0, stale 1" in out
+    assert "stale (superseded): 1 record(s)" in out
+    assert depth(dlq_url) == 0
+    found = docs(os_client, alias)
+    if later == "MODIFY":
+        assert found["x|1"]["n"] == 3
+    else:
+        assert "x|1" not in found  # the tombstone stays: the old change did not resurrect it
+
+
+def test_a_dead_letter_newer_than_the_indexed_document_is_not_taken_for_superseded(
+    os_client: OpenSearch, alias: str, dlq_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url)
+    handler = make_handler(Settings.from_env(env))
+    t = 1_800_000_000
+    handler(event([f.record("INSERT", "x", "1", {"n": 1}, created=t)]), FakeContext())
+    handler(event([f.record("MODIFY", "x", "1", {"n": "not a number"}, created=t)]), FakeContext())
+    assert depth(dlq_url) == 1
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    assert "still poison" in out
+    assert "superseded" not in out
+    assert depth(dlq_url) == 1

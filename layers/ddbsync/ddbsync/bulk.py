@@ -188,6 +188,7 @@ def _backoff_s(attempt: int, base_ms: int, cap_ms: int, rng: Callable[[], float]
 
 
 Resolver = Callable[[list[Write], Transport, Deadline], list[Write]]
+RejectionCheck = Callable[[list[Write], Transport, Deadline], None]
 
 
 def send_writes(
@@ -200,6 +201,7 @@ def send_writes(
     retry_base_ms: int,
     retry_max_ms: int,
     resolve_conflicts: Resolver,
+    check_rejected: RejectionCheck | None = None,
     max_document_bytes: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
@@ -207,7 +209,9 @@ def send_writes(
     """Send every write; each ends with a result. Never raises for OpenSearch failures.
 
     ``resolve_conflicts`` receives the writes answered 409, sets their result
-    (stale or applied) and returns those that should be retried.
+    (stale or applied) and returns those that should be retried. ``check_rejected``
+    receives every write at the end and may turn a POISON result into STALE (a rejected
+    write whose document the index already supersedes).
     """
     report = SendReport(writes)
     pending = []
@@ -255,6 +259,8 @@ def send_writes(
         report.retries += 1
         sleep(delay)
         pending = retry
+    if check_rejected is not None:
+        check_rejected(writes, transport, deadline)
     for write in writes:
         if write.result is None or write.result.outcome is Outcome.UNSENT:
             if write.result is None:

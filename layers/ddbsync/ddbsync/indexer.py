@@ -20,6 +20,7 @@ from opensearchpy import exceptions as os_exc
 from ddbsync.aws import sqs_client
 from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.config import Settings
+from ddbsync.conflicts import SUPERSEDED
 from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
 from ddbsync.errors import DeadLetterError, IndexAdminError, RecordError
 from ddbsync.gcpause import paused_gc
@@ -59,6 +60,7 @@ class BatchResult:
     deleted: int = 0
     skipped: int = 0
     stale: int = 0
+    superseded: int = 0  # of the stale: rejected by OpenSearch, but the index holds a newer change
     poison: int = 0
     retries: int = 0
     max_latency_ms: float | None = None
@@ -200,6 +202,8 @@ class StreamIndexer:
                 letter_seqs[sequence_number_of(change.record)] = change.sequence_numbers
             elif outcome is Outcome.STALE:
                 result.stale += 1
+                if error_type == SUPERSEDED:
+                    result.superseded += 1
             elif change.op == "tombstone":
                 result.deleted += 1
             else:
@@ -298,8 +302,9 @@ def make_handler(
             "batch done",
             extra={
                 "received": result.received, "indexed": result.indexed, "deleted": result.deleted,
-                "stale": result.stale, "poison": result.poison, "skipped": result.skipped,
-                "retries": result.retries, "unsent": len(set(result.failed_sequence_numbers)),
+                "stale": result.stale, "superseded": result.superseded, "poison": result.poison,
+                "skipped": result.skipped, "retries": result.retries,
+                "unsent": len(set(result.failed_sequence_numbers)),
             },
         )
         response = result.response()

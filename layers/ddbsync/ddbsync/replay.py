@@ -16,6 +16,8 @@ make an old record lose against a newer one already indexed (docs/versioning.md)
 
 A message is deleted only when every record it stands for is handled: indexed, deleted,
 known stale, skipped by configuration, or (for a stream range) safely in the record DLQ.
+A record OpenSearch still rejects while the index already holds a newer change of its item
+(a later modification or delete) is stale too: *superseded*, counted apart.
 A record-DLQ record that is *still* poison is not sent to the DLQ again (this run would
 receive it straight back): its message stays in the queue, the new reason is printed and
 the command exits 1. Nothing is ever lost by running it.
@@ -92,6 +94,7 @@ class ReplayReport:
     kept: int = 0
     replayed: int = 0  # records indexed, deleted (tombstones) or skipped by configuration
     stale: int = 0  # records older than what the index holds: nothing to do
+    superseded: int = 0  # of the stale: still rejected, but the index holds a newer change
     to_record_dlq: int = 0  # poison records of a stream range, now whole in the record DLQ
     stopped_early: str | None = None
     kept_reasons: Counter[str] = field(default_factory=Counter)
@@ -337,6 +340,7 @@ def _describe(message: MessageTypeDef) -> str:
 def _count(result: BatchResult, report: ReplayReport) -> None:
     report.replayed += result.indexed + result.deleted + result.skipped
     report.stale += result.stale
+    report.superseded += result.superseded
 
 
 def _budget(settings: Settings) -> Callable[[], int]:
@@ -533,6 +537,9 @@ def _summary(report: ReplayReport, echo: Callable[[str], None]) -> None:
          f"{report.kept} kept in the queue")  # fmt: skip
     echo(f"  records replayed {report.replayed}, stale {report.stale}, "
          f"sent to the record DLQ {report.to_record_dlq}, still failing {report.kept}")  # fmt: skip
+    if report.superseded:
+        echo(f"  stale (superseded): {report.superseded} record(s) OpenSearch still rejects, but the "
+             "index already holds a newer change of the item; their messages were deleted")  # fmt: skip
     for reason, count in report.kept_reasons.most_common():
         echo(f"  still failing: {count} x {reason}")
     if report.kept:
