@@ -390,15 +390,21 @@ def test_a_dead_letter_too_big_for_sqs_without_a_bucket_stays_a_batch_item_failu
 # --- rejected writes the index already supersedes ----------------------------------------
 
 
+@pytest.mark.parametrize(
+    "bad_image",
+    [{"n": {"S": "not a number"}}, {"n": {"S": "lone \ud800"}}],
+    ids=["mapping_conflict", "unserializable"],
+)
 def test_a_late_rejected_change_older_than_the_indexed_one_is_stale_not_poison(
-    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str],
+    bad_image: dict[str, Any],
+) -> None:  # fmt: skip
     f = RecordFactory()
     handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
     t = 1_800_000_000
     newer = f.record("MODIFY", "x", "1", {"n": 3}, created=t + 5)
     assert handler(event([newer]), FakeContext()) == {"batchItemFailures": []}
-    late = f.record("MODIFY", "x", "1", {"n": "not a number"}, created=t)  # a mapping conflict
+    late = f.record("MODIFY", "x", "1", raw_image=bad_image, created=t)
     assert handler(event([late]), FakeContext()) == {"batchItemFailures": []}
     assert dlq_messages(dlq_url) == []
     assert docs(os_client, alias)["x|1"]["n"] == 3
