@@ -61,7 +61,20 @@ def aws() -> Iterator[None]:
 
 @pytest.fixture
 def dlq_url(aws: None) -> str:
-    return boto3.client("sqs", region_name="eu-west-1").create_queue(QueueName="record-dlq")["QueueUrl"]
+    # 256 KiB, the limit of the stack's record DLQ (moto's own default is 1 MiB).
+    return boto3.client("sqs", region_name="eu-west-1").create_queue(
+        QueueName="record-dlq", Attributes={"MaximumMessageSize": "262144"}
+    )["QueueUrl"]
+
+
+@pytest.fixture
+def letter_bucket(aws: None) -> str:
+    """The DEAD_LETTER_BUCKET (moto S3) for dead letters too big for SQS."""
+    name = "ddbsync-dead-letters"
+    boto3.client("s3", region_name="eu-west-1").create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    return name
 
 
 def dlq_messages(url: str) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ record DLQ) or reported back to Lambda as a batch item failure.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import threading
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from opensearchpy import OpenSearch
 
@@ -282,3 +284,148 @@ def test_an_event_without_a_records_list_fails_the_invocation(alias: str, dlq_ur
     # Powertools warns that the failed invocation published no metrics.
     with pytest.raises(RecordError, match="no Records list"), pytest.warns(UserWarning, match="metrics"):
         handler({"records": []}, FakeContext())
+
+
+# --- documents the serializer refuses, events that are not objects, records without an id ---
+
+
+def test_documents_the_serializer_refuses_are_dead_lettered_and_the_rest_is_indexed(
+    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sample = load_event("unserializable.json")
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    assert handler(sample, FakeContext()) == {"batchItemFailures": []}
+    bad, good = sample["Records"][:3], sample["Records"][3]
+    letters = {m["sequence_number"]: m for m in dlq_messages(dlq_url)}
+    assert set(letters) == {r["dynamodb"]["SequenceNumber"] for r in bad}
+    for record in bad:
+        letter = letters[record["dynamodb"]["SequenceNumber"]]
+        assert letter["record"] == record  # whole, lone surrogates included
+        assert letter["error_type"] == "unserializable_document"
+        assert letter["reason"].startswith("document cannot be serialized: ")
+    surrogate_value, surrogate_name, deep = (letters[r["dynamodb"]["SequenceNumber"]] for r in bad)
+    assert "surrogates not allowed" in surrogate_value["reason"]
+    assert "surrogates not allowed" in surrogate_name["reason"]
+    assert "Recursion limit" in deep["reason"]
+    assert set(docs(os_client, alias)) == {"cat-gloves|item-023"}
+    assert good["dynamodb"]["Keys"]["sk"]["S"] == "item-023"
+    assert emitted_metrics(capsys.readouterr().out)["PoisonRecords"] == 3
+
+
+@pytest.mark.parametrize("not_an_object", [[], [{"Records": []}], "Records", 7, None])
+def test_an_event_that_is_not_an_object_fails_the_invocation_with_a_clear_error(
+    alias: str, dlq_url: str, not_an_object: Any
+) -> None:
+    from ddbsync.errors import RecordError
+
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    kind = type(not_an_object).__name__
+    with pytest.raises(RecordError, match=f"event must be an object with a Records list, got {kind}$"), \
+            pytest.warns(UserWarning, match="metrics"):  # fmt: skip
+        handler(not_an_object, FakeContext())
+
+
+def test_a_poison_record_without_a_sequence_number_fails_the_whole_batch_when_the_dlq_is_down(
+    os_client: OpenSearch, alias: str, aws: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = RecordFactory()
+    missing_queue = "https://sqs.eu-west-1.amazonaws.com/123456789012/does-not-exist"
+    handler = make_handler(Settings.from_env(base_env(alias, missing_queue)))
+    nameless = f.record("INSERT", "a", "1", {"n": 1})
+    del nameless["dynamodb"]["SequenceNumber"]
+    good = f.record("INSERT", "b", "1", {"n": 1})
+    # Lambda: an empty itemIdentifier fails the whole batch (it is retried whole); naming
+    # "b" instead would checkpoint past the record that has no name, and lose it.
+    assert handler(event([good, nameless]), FakeContext()) == {"batchItemFailures": [{"itemIdentifier": ""}]}
+    assert "no SequenceNumber" in caplog.text
+    assert set(docs(os_client, alias)) == {"b|1"}
+
+
+# --- dead letters too big for an SQS message ----------------------------------------------
+
+
+def two_400_kb_images(f: RecordFactory) -> dict[str, Any]:
+    record = f.record("MODIFY", "a", "1", {"n": 1})
+    record["dynamodb"]["NewImage"]["blob"] = {"B": base64.b64encode(b"\x01" * 300_000).decode()}
+    record["dynamodb"]["OldImage"] = dict(record["dynamodb"]["Keys"])
+    record["dynamodb"]["OldImage"]["blob"] = {"B": base64.b64encode(b"\x02" * 300_000).decode()}
+    return record
+
+
+def test_a_record_with_two_400_kb_binary_images_reaches_the_dlq_whole_through_s3(
+    os_client: OpenSearch, alias: str, dlq_url: str, letter_bucket: str
+) -> None:
+    f = RecordFactory()
+    env = base_env(alias, dlq_url, MAX_DOCUMENT_BYTES="65536", DEAD_LETTER_BUCKET=letter_bucket)
+    handler = make_handler(Settings.from_env(env))
+    big = two_400_kb_images(f)
+    small = f.record("INSERT", "b", "1", {"n": 1})
+    assert handler(event([big, small]), FakeContext()) == {"batchItemFailures": []}
+    (pointer,) = dlq_messages(dlq_url)
+    assert pointer["error_type"] == "document_too_large"
+    assert "record" not in pointer
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    stored = s3.get_object(Bucket=letter_bucket, Key=pointer["s3"]["key"])["Body"].read()
+    letter = json.loads(stored)
+    assert letter["record"] == big  # NewImage and OldImage, both whole
+    assert pointer["s3"]["bytes"] == len(stored) > 262_144
+    assert set(docs(os_client, alias)) == {"b|1"}
+
+
+def test_a_dead_letter_too_big_for_sqs_without_a_bucket_stays_a_batch_item_failure(
+    os_client: OpenSearch, alias: str, dlq_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    f = RecordFactory()
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url, MAX_DOCUMENT_BYTES="65536")))
+    big = two_400_kb_images(f)
+    small = f.record("INSERT", "b", "1", {"n": 1})
+    result = handler(event([big, small]), FakeContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": big["dynamodb"]["SequenceNumber"]}]}
+    assert dlq_messages(dlq_url) == []
+    (refused,) = [r for r in caplog.records if r.getMessage().startswith("record DLQ refused")]
+    assert "over SQS's 262144-byte message limit and DEAD_LETTER_BUCKET is not set" in refused.reason
+    assert set(docs(os_client, alias)) == {"b|1"}
+
+
+# --- rejected writes the index already supersedes ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad_image",
+    [{"n": {"S": "not a number"}}, {"n": {"S": "lone \ud800"}}],
+    ids=["mapping_conflict", "unserializable"],
+)
+def test_a_late_rejected_change_older_than_the_indexed_one_is_stale_not_poison(
+    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str],
+    bad_image: dict[str, Any],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    t = 1_800_000_000
+    newer = f.record("MODIFY", "x", "1", {"n": 3}, created=t + 5)
+    assert handler(event([newer]), FakeContext()) == {"batchItemFailures": []}
+    late = f.record("MODIFY", "x", "1", raw_image=bad_image, created=t)
+    assert handler(event([late]), FakeContext()) == {"batchItemFailures": []}
+    assert dlq_messages(dlq_url) == []
+    assert docs(os_client, alias)["x|1"]["n"] == 3
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["StaleConflicts"] == 1
+    assert metrics["PoisonRecords"] == 0
+
+
+def test_a_rejected_change_newer_than_the_indexed_one_still_goes_to_the_dlq(
+    os_client: OpenSearch, alias: str, dlq_url: str
+) -> None:
+    f = RecordFactory()
+    handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
+    t = 1_800_000_000
+    older = f.record("INSERT", "x", "1", {"n": 1}, created=t)
+    assert handler(event([older]), FakeContext()) == {"batchItemFailures": []}
+    same_second = f.record("MODIFY", "x", "1", {"n": "not a number"}, created=t)  # later sequence
+    later = f.record("MODIFY", "y", "1", {"n": "not a number"}, created=t + 5)  # nothing stored
+    assert handler(event([same_second, later]), FakeContext()) == {"batchItemFailures": []}
+    letters = {m["doc_id"]: m for m in dlq_messages(dlq_url)}
+    assert set(letters) == {"x|1", "y|1"}
+    assert letters["x|1"]["status"] == 400
+    assert letters["x|1"]["error_type"] == "mapper_parsing_exception"
+    assert docs(os_client, alias)["x|1"]["n"] == 1

@@ -18,11 +18,11 @@ from opensearchpy import OpenSearch
 from ddbsync import cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
-from ddbsync.indexer import make_handler
+from ddbsync.indexer import StreamIndexer, make_handler
 from ddbsync.local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from ddbsync.replay import EXIT_KEPT, EXIT_OK, EXIT_SETUP, replay
 from tests.conftest import base_env, dlq_messages
-from tests.support import FakeContext, RecordFactory, event
+from tests.support import FakeContext, RecordFactory, event, load_event
 
 pytestmark = pytest.mark.integration
 
@@ -278,4 +278,195 @@ def test_setup_problems_are_named_and_nothing_is_touched(
     use_env(monkeypatch, base_env(alias, dlq_url, OPENSEARCH_ENDPOINT="http://127.0.0.1:9"))
     assert cli.main(["replay", "--queue", dlq_url]) == EXIT_SETUP
     assert "OpenSearch at http://127.0.0.1:9 does not answer" in capsys.readouterr().out
+    assert depth(dlq_url) == 1
+
+
+# --- dead letters stored in S3 -------------------------------------------------------------
+
+EMOJI_TEXT = "😀" * 97_500  # 390,000 UTF-8 bytes; 1,170,000 as \ud83d\ude00 escapes
+
+
+def s3_keys(bucket: str) -> list[str]:
+    s3 = boto3.client("s3", region_name="eu-west-1")
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]
+
+
+def test_a_390_kb_emoji_item_rejected_by_opensearch_reaches_the_dlq_through_s3_and_replay_applies_it(
+    os_client: OpenSearch, alias: str, dlq_url: str, letter_bucket: str, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url, DEAD_LETTER_BUCKET=letter_bucket)
+    handler = make_handler(Settings.from_env(env))
+    poison = f.record("INSERT", "b", "1", raw_image={"big": {"N": HUGE}, "text": {"S": EMOJI_TEXT}})
+    assert handler(event([poison]), FakeContext()) == {"batchItemFailures": []}
+    assert depth(dlq_url) == 1
+    (key,) = s3_keys(letter_bucket)
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url, "--dry-run"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "1 record-DLQ message(s)" in out
+    assert "out of range of long" in out
+    assert f"1 of the record-DLQ messages point at a dead letter stored whole in s3://{letter_bucket}/" in out
+    assert "😀" not in out
+
+    use_env(monkeypatch, base_env(alias, dlq_url, DEAD_LETTER_BUCKET=letter_bucket,
+                                  INDEX_TEMPLATE=str(template_mapping_big_as_double(tmp_path))))  # fmt: skip
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "1 deleted, 0 kept" in out
+    assert "records replayed 1, stale 0" in out
+    assert depth(dlq_url) == 0
+    assert s3_keys(letter_bucket) == []  # deleted with its message
+    found = docs(os_client, alias)["b|1"]
+    assert found["text"] == EMOJI_TEXT
+    assert found["big"] == int(HUGE)
+    assert key.startswith("dead-letters/")
+
+
+def test_a_stored_letter_that_is_still_poison_stays_with_its_object(
+    os_client: OpenSearch, alias: str, dlq_url: str, letter_bucket: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url, DEAD_LETTER_BUCKET=letter_bucket)
+    handler = make_handler(Settings.from_env(env))
+    poison = f.record("INSERT", "b", "1", raw_image={"big": {"N": HUGE}, "text": {"S": EMOJI_TEXT}})
+    handler(event([poison]), FakeContext())
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    assert "still poison" in out and "out of range of long" in out
+    assert "😀" not in out
+    (pointer,) = dlq_messages(dlq_url)
+    assert s3_keys(letter_bucket) == [pointer["s3"]["key"]]  # no second copy, nothing deleted
+
+
+def test_a_pointer_whose_object_is_missing_is_kept_with_the_reason(
+    os_client: OpenSearch, alias: str, dlq_url: str, letter_bucket: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url, DEAD_LETTER_BUCKET=letter_bucket)
+    handler = make_handler(Settings.from_env(env))
+    handler(event([f.record("INSERT", "b", "1", raw_image={"big": {"N": HUGE}, "text": {"S": EMOJI_TEXT}})]),
+            FakeContext())  # fmt: skip
+    (key,) = s3_keys(letter_bucket)
+    boto3.client("s3", region_name="eu-west-1").delete_object(Bucket=letter_bucket, Key=key)
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    assert f"the dead letter s3://{letter_bucket}/{key} is missing (NoSuchKey)" in out
+    assert "0 deleted, 1 kept" in out
+    assert depth(dlq_url) == 1
+
+
+# --- records the serializer refuses ----------------------------------------------------------
+
+
+def test_replaying_a_document_the_serializer_refuses_keeps_it_as_still_poison(
+    os_client: OpenSearch, alias: str, dlq_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    bad = load_event("unserializable.json")["Records"][:3]
+    good = RecordFactory().record("INSERT", "a", "1", {"n": 1})
+    send_dead_letters(boto3.client("sqs", region_name="eu-west-1"), dlq_url, [
+        DeadLetter(r, "document cannot be serialized", "unserializable_document",
+                   r["dynamodb"]["SequenceNumber"])
+        for r in [*bad, good]
+    ])  # fmt: skip
+
+    use_env(monkeypatch, base_env(alias, dlq_url))
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    kept_lines = [line for line in out.splitlines() if line.startswith("  KEPT")]
+    assert len(kept_lines) == 3
+    assert all("still poison: unserializable_document: document cannot be serialized" in line
+               for line in kept_lines)  # fmt: skip
+    assert "1 deleted, 3 kept" in out
+    kept = {m["sequence_number"]: m["record"] for m in dlq_messages(dlq_url)}
+    assert kept == {r["dynamodb"]["SequenceNumber"]: r for r in bad}  # visible again, unchanged
+    assert set(docs(os_client, alias)) == {"a|1"}
+
+
+def test_a_message_that_breaks_the_replay_is_kept_and_the_run_goes_on(
+    os_client: OpenSearch, alias: str, dlq_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    breaking, fine = f.record("INSERT", "a", "1", {"n": 1}), f.record("INSERT", "b", "1", {"n": 1})
+    send_dead_letters(boto3.client("sqs", region_name="eu-west-1"), dlq_url, [
+        DeadLetter(r, "rejected earlier", "rejected", r["dynamodb"]["SequenceNumber"])
+        for r in (breaking, fine)
+    ])  # fmt: skip
+    process = StreamIndexer.process
+
+    def failing(self: StreamIndexer, records: Any, remaining_ms: Any) -> Any:
+        if records and records[0] == breaking:
+            raise RuntimeError("an unexpected bug")
+        return process(self, records, remaining_ms)
+
+    monkeypatch.setattr(StreamIndexer, "process", failing)
+    use_env(monkeypatch, base_env(alias, dlq_url))
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    assert "replay failed on this message: RuntimeError: an unexpected bug" in out
+    assert "1 deleted, 1 kept" in out
+    (kept,) = dlq_messages(dlq_url)  # visible again at once, not hidden until the timeout
+    assert kept["record"] == breaking
+
+
+# --- dead letters the index has since superseded ---------------------------------------------
+
+
+@pytest.mark.parametrize("later", ["MODIFY", "REMOVE"])
+def test_a_dead_letter_superseded_by_a_later_change_is_deleted_as_stale(
+    os_client: OpenSearch, alias: str, dlq_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], later: str,
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url)
+    handler = make_handler(Settings.from_env(env))
+    t = 1_800_000_000
+    handler(event([f.record("INSERT", "x", "1", {"n": 1}, created=t)]), FakeContext())  # maps n: long
+    poison = f.record("MODIFY", "x", "1", {"n": "not a number"}, created=t + 1)
+    assert handler(event([poison]), FakeContext()) == {"batchItemFailures": []}
+    assert depth(dlq_url) == 1
+    fixed = f.record(later, "x", "1", {"n": 3}, created=t + 2)
+    assert handler(event([fixed]), FakeContext()) == {"batchItemFailures": []}
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "1 deleted, 0 kept" in out
+    assert "records replayed 0, stale 1" in out
+    assert "stale (superseded): 1 record(s)" in out
+    assert depth(dlq_url) == 0
+    found = docs(os_client, alias)
+    if later == "MODIFY":
+        assert found["x|1"]["n"] == 3
+    else:
+        assert "x|1" not in found  # the tombstone stays: the old change did not resurrect it
+
+
+def test_a_dead_letter_newer_than_the_indexed_document_is_not_taken_for_superseded(
+    os_client: OpenSearch, alias: str, dlq_url: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    f = RecordFactory()
+    env = base_env(alias, dlq_url)
+    handler = make_handler(Settings.from_env(env))
+    t = 1_800_000_000
+    handler(event([f.record("INSERT", "x", "1", {"n": 1}, created=t)]), FakeContext())
+    handler(event([f.record("MODIFY", "x", "1", {"n": "not a number"}, created=t)]), FakeContext())
+    assert depth(dlq_url) == 1
+
+    use_env(monkeypatch, env)
+    assert cli.main(["replay", "--queue", dlq_url]) == EXIT_KEPT
+    out = capsys.readouterr().out
+    assert "still poison" in out
+    assert "superseded" not in out
     assert depth(dlq_url) == 1

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ddbsync.bulk import Deadline, Outcome, Write, WriteResult, chunks, make_writes, send_writes
-from ddbsync.conflicts import MAX_ROUNDS, resolve_conflicts
+from ddbsync.conflicts import MAX_ROUNDS, SUPERSEDED, resolve_conflicts, supersede_rejected
 from ddbsync.mapping import map_records
 from ddbsync.transport import BulkItemResult, StoredMeta, Transport, TransportError
 from ddbsync.versioning import SLOT_BITS, export_version, stream_version
@@ -574,3 +574,108 @@ def test_a_compare_and_set_answer_with_the_wrong_item_count_does_not_raise() -> 
     transport = FakeTransport([[409], []], metas=[[stored(seq=OURS_SEQ - 1)]])
     send(writes, transport, resolver=resolve_conflicts)
     assert outcomes(writes) in ([Outcome.UNSENT], [Outcome.APPLIED])
+
+
+# --- documents the serializer refuses ------------------------------------------------------
+
+
+def test_a_document_the_serializer_refuses_is_poison_without_a_request_and_the_rest_is_sent() -> None:
+    factory = RecordFactory(sk=None)
+    deep: dict[str, Any] = {"S": "x"}
+    for _ in range(300):
+        deep = {"M": {"a": deep}}
+    records = [
+        factory.record("INSERT", "k0", raw_image={"v": {"S": "lone \ud800"}}, seq=str(OURS_SEQ)),
+        factory.record("INSERT", "k1", raw_image={"name \udfff": {"S": "v"}}, seq=str(OURS_SEQ + 1)),
+        factory.record("INSERT", "k2", raw_image={"deep": deep}, seq=str(OURS_SEQ + 2)),
+        factory.record("INSERT", "k3", image={"v": 1}, seq=str(OURS_SEQ + 3)),
+    ]
+    changes, poison = map_records(records, "pk", None)
+    assert poison == []
+    writes = make_writes(changes, [ALIAS, "products-next"])
+    transport = FakeTransport()
+    report = send(writes, transport)
+    assert [transport.ids(i) for i in range(len(transport.bodies))] == [["k3", "k3"]]
+    assert outcomes(writes) == [Outcome.POISON] * 6 + [Outcome.APPLIED] * 2
+    reasons = [w.result.reason for w in writes[:6] if w.result is not None]
+    assert all(r.startswith("document cannot be serialized: ") for r in reasons)
+    assert "surrogates not allowed" in reasons[0] and "surrogates not allowed" in reasons[2]
+    assert "Recursion limit reached" in reasons[4]
+    assert {w.result.error_type for w in writes[:6] if w.result is not None} == {"unserializable_document"}
+    assert report.counts == {Outcome.POISON: 6, Outcome.APPLIED: 2}
+
+
+# --- rejected writes the index already supersedes --------------------------------------------
+
+
+def rejected(n: int = 1, **kwargs: Any) -> tuple[list[Write], FakeTransport]:
+    writes = make(n, **kwargs)
+    for write in writes:
+        write.result = WriteResult(Outcome.POISON, 400, "mapper_parsing_exception", "failed to parse [n]")
+    return writes, FakeTransport()
+
+
+def check(writes: list[Write], transport: FakeTransport, clock: FakeClock | None = None) -> None:
+    supersede_rejected(writes, transport, (clock or FakeClock(60_000)).deadline())
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [stored(second=SECOND + 1, seq=1), stored(seq=OURS_SEQ + 1), stored(seq=OURS_SEQ),
+     stored(second=SECOND, source="export"), stored(second=SECOND + 3, source="repair")],
+)  # fmt: skip
+def test_a_rejected_write_whose_document_is_superseded_is_stale(meta: StoredMeta) -> None:
+    writes, transport = rejected()
+    transport.metas = [[meta]]
+    check(writes, transport)
+    (write,) = writes
+    assert write.result is not None
+    assert write.result.outcome is Outcome.STALE
+    assert write.result.error_type == SUPERSEDED
+    assert write.result.status == 400
+    assert "failed to parse [n]" in (write.result.reason or "")
+    assert transport.mgets == [(ALIAS, ["k0"])]
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [StoredMeta(found=False), stored(second=SECOND - 1, seq=OURS_SEQ + 9), stored(seq=OURS_SEQ - 1),
+     stored(second=SECOND - 1, source="export")],
+)  # fmt: skip
+def test_a_rejected_write_newer_than_what_is_stored_stays_poison(meta: StoredMeta) -> None:
+    writes, transport = rejected()
+    transport.metas = [[meta]]
+    check(writes, transport)
+    assert outcomes(writes) == [Outcome.POISON]
+
+
+def test_when_the_stored_documents_cannot_be_read_rejected_writes_stay_poison() -> None:
+    writes, transport = rejected(2)
+    transport.metas = [TransportError("mget failed", 503)]
+    check(writes, transport)
+    assert outcomes(writes) == [Outcome.POISON, Outcome.POISON]
+    writes, transport = rejected(2)
+    transport.metas = [[stored(second=SECOND + 1)]]  # a short answer: trust nothing
+    check(writes, transport)
+    assert outcomes(writes) == [Outcome.POISON, Outcome.POISON]
+
+
+def test_only_rejected_writes_are_looked_up_and_not_after_the_deadline() -> None:
+    writes = make(3)
+    writes[1].result = WriteResult(Outcome.POISON, 400, "x", "y")
+    writes[0].result = WriteResult(Outcome.APPLIED, 201)
+    transport = FakeTransport(metas=[[stored(second=SECOND + 1)]])
+    check(writes[:2], transport)
+    assert transport.mgets == [(ALIAS, ["k1"])]
+    late, transport = rejected()
+    check(late, transport, FakeClock(0))
+    assert transport.mgets == []
+    assert outcomes(late) == [Outcome.POISON]
+
+
+def test_send_writes_reclassifies_a_superseded_rejection_and_counts_it_stale() -> None:
+    writes = make(2)
+    transport = FakeTransport([[400, 201]], metas=[[stored(second=SECOND + 1)]])
+    report = send(writes, transport, check_rejected=supersede_rejected)
+    assert outcomes(writes) == [Outcome.STALE, Outcome.APPLIED]
+    assert report.counts == {Outcome.STALE: 1, Outcome.APPLIED: 1}

@@ -231,3 +231,32 @@ def test_log_lines_are_json_even_for_values_orjson_refuses() -> None:
     assert stdlib_json.loads(_log_json({"message": "x", "n": 1, "obj": object()}))["n"] == 1
     refused = {"big": 2**70, 3: "non-string key"}
     assert stdlib_json.loads(_log_json(refused)) == {"big": 2**70, "3": "non-string key"}
+
+
+def test_the_dead_letter_bucket_and_its_key_are_optional_and_read_when_set() -> None:
+    assert Settings.from_env(valid_env()).dead_letter_bucket is None
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    settings = Settings.from_env(
+        valid_env(DEAD_LETTER_BUCKET=" my-dead.letters-1 ", DEAD_LETTER_KMS_KEY_ID=key)
+    )
+    assert settings.dead_letter_bucket == "my-dead.letters-1"
+    assert settings.dead_letter_kms_key_id == key
+
+
+@pytest.mark.parametrize(
+    "bucket", ["s3://letters", "letters/dead", "Letters", "ab", "x" * 64, "-letters", "let..ters", "10.0.0.1"]
+)
+def test_a_dead_letter_bucket_that_is_not_a_bucket_name_is_reported(bucket: str) -> None:
+    (problem,) = problems(valid_env(DEAD_LETTER_BUCKET=bucket))
+    assert problem.startswith("DEAD_LETTER_BUCKET must be an S3 bucket name")
+
+
+def test_a_bad_dead_letter_kms_key_or_one_without_a_bucket_is_reported() -> None:
+    assert problems(valid_env(DEAD_LETTER_BUCKET="letters", DEAD_LETTER_KMS_KEY_ID="alias/mine")) == [
+        "DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
+        "got 'alias/mine'"
+    ]
+    key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert problems(valid_env(DEAD_LETTER_KMS_KEY_ID=key)) == [
+        "DEAD_LETTER_KMS_KEY_ID is set but DEAD_LETTER_BUCKET is not"
+    ]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import datetime
 import json
+import re
 from typing import Any
 
 import boto3
 import pytest
 
-from ddbsync.dlq import DeadLetter, send_dead_letters
+from ddbsync.dlq import DeadLetter, LetterBucket, send_dead_letters
 from ddbsync.errors import DeadLetterError
 from tests.support import RecordFactory, load_event
 
@@ -134,21 +137,6 @@ def test_entries_the_queue_refuses_are_named_and_the_rest_are_delivered(dlq_url:
     assert len(receive_all(dlq_url)) == 12
 
 
-def test_an_oversized_record_drops_its_old_image_and_says_so(dlq_url: str) -> None:
-    record: dict[str, Any] = load_event("modify.json")["Records"][0]
-    record["dynamodb"]["OldImage"]["blob"] = {"S": "x" * (300 * 1024)}
-    letter = DeadLetter(record, "too big", "RecordError", record["dynamodb"]["SequenceNumber"])
-    send_dead_letters(boto3.client("sqs", region_name=REGION), dlq_url, [letter])
-    (message,) = receive_all(dlq_url)
-    body = message["body"]
-    assert body["truncated"] == ["dynamodb.OldImage"]
-    assert "OldImage" not in body["record"]["dynamodb"]
-    assert body["record"]["dynamodb"]["NewImage"] == record["dynamodb"]["NewImage"]
-    assert body["record"]["dynamodb"]["Keys"] == record["dynamodb"]["Keys"]
-    assert body["record"]["eventName"] == "MODIFY"
-    assert "OldImage" in record["dynamodb"], "the caller's record must not be changed"
-
-
 def test_a_small_record_keeps_its_old_image() -> None:
     record = load_event("modify.json")["Records"][0]
     body = json.loads(DeadLetter(record, "r", "RecordError", "1").body())
@@ -164,3 +152,164 @@ def test_many_large_letters_that_each_fit_are_all_delivered(dlq_url: str) -> Non
         big.append(DeadLetter(record, letter.reason, letter.error_type, letter.sequence_number))
     send_dead_letters(boto3.client("sqs", region_name=REGION), dlq_url, big)
     assert len(receive_all(dlq_url)) == 10
+
+
+# --- the encoding: compact UTF-8 JSON that SQS accepts -------------------------------------
+
+
+def sqs_accepts(text: str) -> bool:
+    """The characters SQS allows in a message (SQS API reference, SendMessage)."""
+    return all(
+        c in "\t\n\r"
+        or 0x20 <= ord(c) <= 0xD7FF
+        or 0xE000 <= ord(c) <= 0xFFFD
+        or 0x10000 <= ord(c) <= 0x10FFFF
+        for c in text
+    )
+
+
+def test_non_ascii_text_travels_as_utf8_not_as_escapes() -> None:
+    record = RecordFactory().record("INSERT", "a", "1", {"text": "😀" * 1000, "name": "Müller"})
+    body = DeadLetter(record, "r", "rejected", "1").body()
+    assert "😀" * 1000 in body and "Müller" in body
+    # 4 bytes an emoji, not the 12 of "\ud83d\ude00"
+    assert len(body.encode("utf-8")) < 4 * 1000 + 2000
+    assert json.loads(body)["record"] == record
+    assert ", " not in body and '": ' not in body  # compact separators
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["lone \ud800 high", "lone \udfff low", "\udc00\ud800 reversed pair", "not a character \uffff",
+     "\ufffe BOM-like", "controls \x00\x01\x1f\x7f", "separators \u2028\u2029", "astral 😀 ok"],
+)  # fmt: skip
+def test_characters_sqs_refuses_are_escaped_and_the_record_round_trips(text: str, dlq_url: str) -> None:
+    record = RecordFactory().record("INSERT", "a", "1", raw_image={text: {"S": text}})
+    body = DeadLetter(record, "r", "rejected", "1").body()
+    assert sqs_accepts(body)
+    body.encode("utf-8")  # strict: no surrogate left
+    assert json.loads(body)["record"] == record
+    send_dead_letters(boto3.client("sqs", region_name=REGION), dlq_url, [
+        DeadLetter(record, "r", "rejected", "1")
+    ])  # fmt: skip
+    (message,) = receive_all(dlq_url)
+    assert message["body"]["record"] == record
+
+
+def test_batches_are_sized_by_utf8_bytes_with_attributes(dlq_url: str) -> None:
+    # 60,000 "é" are 60,000 characters but 120,000 UTF-8 bytes: two such letters fill a batch.
+    sent = [
+        DeadLetter({"pad": "é" * 60_000, "i": i}, "r", "rejected", str(10**20 + i)) for i in range(5)
+    ]
+    sqs = SpySQS()
+    send_dead_letters(sqs, dlq_url, sent)  # type: ignore[arg-type]
+    sizes = [
+        [len(e["MessageBody"].encode("utf-8")) + len("error_type") + len("String") + len("rejected")
+         for e in batch]
+        for batch in sqs.batches
+    ]  # fmt: skip
+    assert all(sum(batch) <= 262_144 for batch in sizes)
+    assert [len(batch) for batch in sizes] == [2, 2, 1]
+    assert {m["body"]["record"]["i"] for m in receive_all(dlq_url)} == set(range(5))
+
+
+# --- letters too big for SQS: stored whole in S3 -----------------------------------------
+
+
+def big_record() -> dict[str, Any]:
+    """A MODIFY whose NewImage and OldImage each hold a 400 KB binary value."""
+    record: dict[str, Any] = load_event("modify.json")["Records"][0]
+    blob_new = base64.b64encode(bytes(range(256)) * 1200).decode()  # 307,200 bytes -> 409,600 chars
+    blob_old = base64.b64encode(bytes(reversed(range(256))) * 1200).decode()
+    record["dynamodb"]["NewImage"]["blob"] = {"B": blob_new}
+    record["dynamodb"]["OldImage"]["blob"] = {"B": blob_old}
+    return record
+
+
+def stored_objects(bucket: str) -> dict[str, bytes]:
+    s3 = boto3.client("s3", region_name=REGION)
+    listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
+
+
+def test_a_letter_too_big_for_sqs_is_stored_whole_in_s3_behind_a_pointer(
+    dlq_url: str, letter_bucket: str
+) -> None:
+    record = big_record()
+    seq = record["dynamodb"]["SequenceNumber"]
+    letter = DeadLetter(copy.deepcopy(record), "document is 900000 bytes, over MAX_DOCUMENT_BYTES=65536",
+                        "document_too_large", seq, "cat-shoes|item-001", None, "products")  # fmt: skip
+    small = letters(1)[0]
+    bucket = LetterBucket(letter_bucket, s3=boto3.client("s3", region_name=REGION))
+    send_dead_letters(boto3.client("sqs", region_name=REGION), dlq_url, [letter, small], bucket)
+
+    messages = {m["body"]["sequence_number"]: m for m in receive_all(dlq_url)}
+    assert messages[small.sequence_number]["body"]["record"] == small.record
+    pointer = messages[seq]["body"]
+    assert "record" not in pointer
+    assert "blob" not in json.dumps(pointer)  # no item data in the queue
+    assert pointer["kind"] == "ddbsync.poison_record"
+    assert pointer["reason"] == letter.reason
+    assert pointer["error_type"] == "document_too_large"
+    assert pointer["doc_id"] == "cat-shoes|item-001"
+    assert pointer["index"] == "products"
+    assert pointer["failed_at"]
+    assert messages[seq]["attributes"]["error_type"]["StringValue"] == "document_too_large"
+    ((key, data),) = stored_objects(letter_bucket).items()
+    day = datetime.datetime.fromisoformat(pointer["failed_at"])
+    assert re.fullmatch(rf"dead-letters/{day:%Y/%m/%d}/[0-9a-f-]{{36}}\.json", key)
+    assert pointer["s3"] == {"bucket": letter_bucket, "key": key, "bytes": len(data)}
+    whole = json.loads(data)
+    assert whole["record"] == record  # both images intact: nothing dropped, nothing truncated
+    assert whole["record"]["dynamodb"]["OldImage"]["blob"] == record["dynamodb"]["OldImage"]["blob"]
+    assert {k: v for k, v in whole.items() if k != "record"} == {
+        k: v for k, v in pointer.items() if k != "s3"
+    }
+
+
+def test_a_letter_too_big_without_a_bucket_is_refused_by_name_and_the_rest_delivered(dlq_url: str) -> None:
+    record = big_record()
+    big = DeadLetter(record, "too big", "document_too_large", record["dynamodb"]["SequenceNumber"])
+    small = letters(2)
+    with pytest.raises(DeadLetterError) as info:
+        send_dead_letters(boto3.client("sqs", region_name=REGION), dlq_url, [small[0], big, small[1]])
+    assert info.value.failed_ids == [big.sequence_number]
+    assert "over SQS's 262144-byte message limit" in str(info.value)
+    assert "DEAD_LETTER_BUCKET is not set" in str(info.value)
+    assert len(receive_all(dlq_url)) == 2
+    assert "OldImage" in record["dynamodb"], "the caller's record must not be changed"
+
+
+def test_a_letter_s3_refuses_is_not_accepted(dlq_url: str) -> None:
+    record = big_record()
+    big = DeadLetter(record, "too big", "document_too_large", record["dynamodb"]["SequenceNumber"])
+    bucket = LetterBucket("no-such-bucket", s3=boto3.client("s3", region_name=REGION))
+    with pytest.raises(DeadLetterError) as info:
+        send_dead_letters(boto3.client("sqs", region_name=REGION), dlq_url, [big], bucket)
+    assert info.value.failed_ids == [big.sequence_number]
+    assert "cannot store" in str(info.value) and "s3://no-such-bucket" in str(info.value)
+    assert receive_all(dlq_url) == []
+
+
+def test_an_object_whose_pointer_the_queue_refuses_is_removed(dlq_url: str, letter_bucket: str) -> None:
+    record = big_record()
+    big = DeadLetter(record, "too big", "document_too_large", record["dynamodb"]["SequenceNumber"])
+    bucket = LetterBucket(letter_bucket, s3=boto3.client("s3", region_name=REGION))
+    with pytest.raises(DeadLetterError) as info:
+        send_dead_letters(SpySQS(fail_ids={0: {"0"}}), dlq_url, [big], bucket)  # type: ignore[arg-type]
+    assert info.value.failed_ids == [big.sequence_number]
+    assert stored_objects(letter_bucket) == {}
+
+
+def test_a_kms_key_encrypts_the_stored_letter(dlq_url: str, letter_bucket: str) -> None:
+    kms = boto3.client("kms", region_name=REGION)
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    record = big_record()
+    big = DeadLetter(record, "too big", "document_too_large", record["dynamodb"]["SequenceNumber"])
+    s3 = boto3.client("s3", region_name=REGION)
+    send_dead_letters(boto3.client("sqs", region_name=REGION), dlq_url, [big],
+                      LetterBucket(letter_bucket, kms_key_id=key_arn, s3=s3))  # fmt: skip
+    (key,) = stored_objects(letter_bucket)
+    head = s3.head_object(Bucket=letter_bucket, Key=key)
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert head["SSEKMSKeyId"] == key_arn

@@ -134,7 +134,9 @@ def test_collapse_keeps_the_newest_change_per_key_and_remembers_every_sequence()
     assert item3.op == "index"
     assert item3.body["name"] == "Merino wool beanie"
     assert item3.record is batch[6]
-    assert item3.members == tuple(i for i, r in enumerate(batch) if r["dynamodb"]["Keys"]["sk"]["S"] == "item-003")
+    assert item3.members == tuple(
+        i for i, r in enumerate(batch) if r["dynamodb"]["Keys"]["sk"]["S"] == "item-003"
+    )
 
     item4 = by_id["cat-hats|item-004"]
     assert item4.record is batch[5]

@@ -9,9 +9,10 @@ from botocore.config import Config
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["sqs_client", "streams_client"]
+__all__ = ["s3_client", "sqs_client", "streams_client"]
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
@@ -24,3 +25,8 @@ def sqs_client(region: str | None = None) -> SQSClient:
 def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
     """A DynamoDB Streams client with bounded retries and timeouts."""
     return boto3.client("dynamodbstreams", region_name=region, config=_CONFIG)
+
+
+def s3_client(region: str | None = None) -> S3Client:
+    """An S3 client with bounded retries and timeouts (dead letters too big for SQS)."""
+    return boto3.client("s3", region_name=region, config=_CONFIG)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from ddbsync.decode import dumps_bytes
+from ddbsync.errors import DdbsyncError
 from ddbsync.mapping import Change
 from ddbsync.transport import BulkItemResult, Transport, TransportError
 
@@ -135,16 +136,27 @@ def source_of(change: Change) -> bytes:
 
 
 def make_writes(changes: Sequence[Change], targets: Sequence[str]) -> list[Write]:
-    """Expand changes to one write per target alias (the source is serialized once)."""
+    """Expand changes to one write per target alias (the source is serialized once).
+
+    A document the serializer refuses (a lone surrogate in a string or an attribute name,
+    maps nested deeper than orjson's 255 levels) makes that change poison: its writes get
+    a POISON result here and are never sent; the other changes are not affected.
+    """
     writes: list[Write] = []
     for change in changes:
         if change.op == "skip":
             continue
-        source = source_of(change)
+        result = None
+        try:
+            source = source_of(change)
+        except (DdbsyncError, TypeError, ValueError) as e:
+            source = b""
+            reason = f"document cannot be serialized: {e.__cause__ or e}"
+            result = WriteResult(Outcome.POISON, None, "unserializable_document", reason)
         if len(targets) == 1:  # the usual case: no backfill running
-            writes.append(Write(targets[0], change, source))
+            writes.append(Write(targets[0], change, source, result))
         else:
-            writes.extend(Write(target, change, source) for target in targets)
+            writes.extend(Write(target, change, source, result) for target in targets)
     return writes
 
 
@@ -176,6 +188,7 @@ def _backoff_s(attempt: int, base_ms: int, cap_ms: int, rng: Callable[[], float]
 
 
 Resolver = Callable[[list[Write], Transport, Deadline], list[Write]]
+RejectionCheck = Callable[[list[Write], Transport, Deadline], None]
 
 
 def send_writes(
@@ -188,6 +201,7 @@ def send_writes(
     retry_base_ms: int,
     retry_max_ms: int,
     resolve_conflicts: Resolver,
+    check_rejected: RejectionCheck | None = None,
     max_document_bytes: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     rng: Callable[[], float] = random.random,
@@ -195,11 +209,15 @@ def send_writes(
     """Send every write; each ends with a result. Never raises for OpenSearch failures.
 
     ``resolve_conflicts`` receives the writes answered 409, sets their result
-    (stale or applied) and returns those that should be retried.
+    (stale or applied) and returns those that should be retried. ``check_rejected``
+    receives every write at the end and may turn a POISON result into STALE (a rejected
+    write whose document the index already supersedes).
     """
     report = SendReport(writes)
     pending = []
     for write in writes:
+        if write.result is not None and write.result.outcome is Outcome.POISON:
+            continue  # judged before sending (make_writes: the document cannot be serialized)
         size = len(write.source)
         if max_document_bytes is not None and size > max_document_bytes:
             reason = f"document is {size} bytes, over MAX_DOCUMENT_BYTES={max_document_bytes}"
@@ -241,6 +259,8 @@ def send_writes(
         report.retries += 1
         sleep(delay)
         pending = retry
+    if check_rejected is not None:
+        check_rejected(writes, transport, deadline)
     for write in writes:
         if write.result is None or write.result.outcome is Outcome.UNSENT:
             if write.result is None:

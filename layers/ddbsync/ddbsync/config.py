@@ -8,6 +8,7 @@ waits; nothing is skipped). Endpoints and regions have no defaults.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,10 @@ DEFAULT_INDEX_TEMPLATE = Path(__file__).parent / "templates" / "index.json"
 
 _SERVICES = ("es", "aoss", "none")
 _TTL_MODES = ("delete", "keep")
+# S3 bucket naming rules (general purpose buckets): 3-63 characters, lower-case letters, digits,
+# dots and hyphens, starting and ending with a letter or digit, no "..", not an IP address.
+_BUCKET = re.compile(r"(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +38,9 @@ class Settings:
     ``RECORD_DLQ_URL``, ``TTL_REMOVES`` (delete|keep), ``BULK_MAX_BYTES``,
     ``BULK_MAX_ACTIONS``, ``MAX_DOCUMENT_BYTES``, ``TIMEOUT_MARGIN_MS``, ``RETRY_BASE_MS``,
     ``RETRY_MAX_MS``, ``INDEX_TEMPLATE``, ``MANAGE_INDEX`` (true|false),
-    ``NEXT_ALIAS_CHECK_SECONDS`` (how stale the backfill dual-write check may be).
+    ``NEXT_ALIAS_CHECK_SECONDS`` (how stale the backfill dual-write check may be),
+    ``DEAD_LETTER_BUCKET`` (S3 bucket for dead letters too big for SQS) and
+    ``DEAD_LETTER_KMS_KEY_ID`` (encrypt those objects with this KMS key).
     """
 
     endpoint: str
@@ -53,6 +60,8 @@ class Settings:
     index_template: Path = DEFAULT_INDEX_TEMPLATE
     manage_index: bool = True
     next_alias_check_seconds: int = 30
+    dead_letter_bucket: str | None = None
+    dead_letter_kms_key_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_dlq: bool = True) -> Settings:
@@ -126,6 +135,20 @@ class Settings:
             problems.append(f"INDEX_TEMPLATE {str(template)!r} is not a readable file")
         manage = choice("MANAGE_INDEX", ("true", "false"), "true") == "true"
         next_check = integer("NEXT_ALIAS_CHECK_SECONDS", 30, 0, 3600)
+        letter_bucket = env.get("DEAD_LETTER_BUCKET", "").strip() or None
+        if letter_bucket is not None and not _BUCKET.fullmatch(letter_bucket):
+            problems.append(
+                f"DEAD_LETTER_BUCKET must be an S3 bucket name (3-63 characters: lower-case letters, "
+                f"digits, '.', '-'; no s3:// prefix, no key), got {letter_bucket!r}"
+            )
+        letter_key = env.get("DEAD_LETTER_KMS_KEY_ID", "").strip() or None
+        if letter_key is not None and not _KMS_KEY_ARN.fullmatch(letter_key):
+            problems.append(
+                f"DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN "
+                f"(arn:aws:kms:<region>:<account>:key/<id>), got {letter_key!r}"
+            )
+        if letter_key is not None and letter_bucket is None:
+            problems.append("DEAD_LETTER_KMS_KEY_ID is set but DEAD_LETTER_BUCKET is not")
 
         if problems:
             raise ConfigError(problems)
@@ -147,4 +170,6 @@ class Settings:
             index_template=template,
             manage_index=manage,
             next_alias_check_seconds=next_check,
+            dead_letter_bucket=letter_bucket,
+            dead_letter_kms_key_id=letter_key,
         )

@@ -20,9 +20,11 @@ from ddbsync.bulk import Deadline, Outcome, Write, WriteResult, classify_status
 from ddbsync.transport import StoredMeta, Transport, TransportError
 from ddbsync.versioning import EXPORT_RANK, Ordering, second_of
 
-__all__ = ["MAX_ROUNDS", "resolve_conflicts", "stored_ordering"]
+__all__ = ["MAX_ROUNDS", "SUPERSEDED", "resolve_conflicts", "stored_ordering", "supersede_rejected"]
 
 MAX_ROUNDS = 5
+# error_type of a rejected write found superseded (STALE): callers count these apart.
+SUPERSEDED = "superseded"
 
 
 def stored_ordering(meta: StoredMeta) -> Ordering:
@@ -112,3 +114,39 @@ def _decide(write: Write, meta: StoredMeta, cas: list[tuple[Write, StoredMeta]],
         return
     write.result = WriteResult(Outcome.UNSENT, 409, "conflict_retry", "version raced; retrying")
     retry.append(write)
+
+
+def supersede_rejected(writes: list[Write], transport: Transport, deadline: Deadline) -> None:
+    """Turn POISON into STALE for rejected writes whose document the index already supersedes.
+
+    OpenSearch checks a document against the mapping before the external version, so a
+    change that cannot be indexed is rejected (400) even when the index holds a newer change
+    of its item (a later modification, or a delete's tombstone). Such a write is moot, as a
+    409 would have said: it is STALE with error type :data:`SUPERSEDED`, by the same ordering
+    as the conflict resolver (:func:`stored_ordering`, ``Ordering.newer_than``). When nothing
+    newer is stored, or the check itself fails, the write stays POISON (the record DLQ keeps
+    it; a replay checks again).
+    """
+    rejected = [w for w in writes if w.result is not None and w.result.outcome is Outcome.POISON]
+    if not rejected or deadline.expired():
+        return
+    by_target: dict[str, list[Write]] = defaultdict(list)
+    for write in rejected:
+        by_target[write.target].append(write)
+    for target, group in by_target.items():
+        try:
+            metas = transport.mget(target, [w.change.doc_id for w in group], deadline.request_timeout_s())
+        except TransportError:
+            continue
+        if len(metas) != len(group):
+            continue
+        for write, meta in zip(group, metas, strict=True):
+            if not meta.found or write.change.ordering.newer_than(stored_ordering(meta)):
+                continue
+            rejected_result = write.result
+            assert rejected_result is not None
+            why = rejected_result.reason or rejected_result.error_type or "rejected"
+            write.result = WriteResult(
+                Outcome.STALE, rejected_result.status, SUPERSEDED,
+                f"superseded: the index holds a newer change of this item (the write was rejected: {why})",
+            )  # fmt: skip

@@ -8,7 +8,8 @@
     │   └── UnknownTypeTagError  a type tag outside S N B BOOL NULL M L SS NS BS
     ├── RecordError              a stream record that cannot be mapped to an action
     ├── IndexAdminError          the index or alias cannot be created or updated
-    ├── DeadLetterError          the record DLQ refused or could not be reached
+    ├── DeadLetterError          the record DLQ (or the dead-letter bucket) refused a letter or could
+    │                            not be reached, or a letter too big for SQS had no bucket
     ├── ExportFormatError        an export data file that cannot be read (file key and line)
     └── ManifestError            an export manifest that is missing or malformed (object key)
 
@@ -79,7 +80,11 @@ class IndexAdminError(DdbsyncError):
 
 
 class DeadLetterError(DdbsyncError):
-    """Sending poison records to the record DLQ failed; they stay unhandled."""
+    """Sending poison records to the record DLQ failed; they stay unhandled.
+
+    ``failed_ids`` are the sequence numbers of the letters not accepted: refused by SQS,
+    SQS or S3 unreachable, or too big for an SQS message with no ``DEAD_LETTER_BUCKET``.
+    """
 
     def __init__(self, reason: str, failed_ids: list[str] | None = None) -> None:
         self.reason = reason

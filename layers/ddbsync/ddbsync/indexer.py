@@ -21,7 +21,8 @@ from opensearchpy import exceptions as os_exc
 from ddbsync.aws import sqs_client
 from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.config import Settings
-from ddbsync.dlq import DeadLetter, send_dead_letters
+from ddbsync.conflicts import SUPERSEDED
+from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
 from ddbsync.errors import DdbsyncError, DeadLetterError, IndexAdminError, RecordError
 from ddbsync.gcpause import paused_gc
 from ddbsync.index_admin import ensure_index, next_alias_name
@@ -40,6 +41,7 @@ from ddbsync.sending import send
 from ddbsync.transport import OpenSearchTransport, Transport
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from opensearchpy import OpenSearch
 
@@ -83,6 +85,7 @@ class BatchResult:
     received: int = 0
     indexed: int = 0
     deleted: int = 0
+    superseded: int = 0  # stale records whose write OpenSearch rejected, but a newer change is indexed
     retries: int = 0
     max_latency_ms: float | None = None
     dispositions: list[Disposition | None] = field(default_factory=list)
@@ -114,8 +117,16 @@ class BatchResult:
         return self.count(Disposition.DEAD_LETTERED)
 
     def response(self) -> dict[str, list[dict[str, str]]]:
-        ordered = sorted(set(self.failed_sequence_numbers), key=int)
-        return {"batchItemFailures": [{"itemIdentifier": s} for s in ordered]}
+        failed = set(self.failed_sequence_numbers)
+        if any(not (s.isascii() and s.isdigit()) for s in failed):
+            # A failed record without a usable SequenceNumber (a hand-made or corrupt event)
+            # cannot be named. AWS Lambda, "Configuring partial batch response with DynamoDB
+            # and Lambda": an empty-string or null itemIdentifier makes Lambda treat the
+            # invocation as a complete failure and retry the whole batch per the retry policy
+            # (and send its pointer to the on-failure destination at the end). Naming another
+            # record would checkpoint past the unnamed one and lose it.
+            return {"batchItemFailures": [{"itemIdentifier": ""}]}
+        return {"batchItemFailures": [{"itemIdentifier": s} for s in sorted(failed, key=int)]}
 
 
 class StreamIndexer:
@@ -130,10 +141,21 @@ class StreamIndexer:
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        dead_letters: DeadLetterSink | None = None,
+        s3: S3Client | None = None,
     ) -> None:
         self.settings = settings
         self.transport = transport
         self.sqs = sqs
+        if dead_letters is None:
+            bucket = None
+            if settings.dead_letter_bucket:
+                bucket = LetterBucket(
+                    settings.dead_letter_bucket, kms_key_id=settings.dead_letter_kms_key_id,
+                    s3=s3, region=settings.region,
+                )  # fmt: skip
+            dead_letters = SqsDeadLetters(sqs, settings.record_dlq_url, bucket)
+        self.dead_letters = dead_letters
         self.client = client
         self.sleep = sleep
         self.clock = clock
@@ -235,6 +257,8 @@ class StreamIndexer:
                 letter_members.append(change.members)
             elif outcome is Outcome.STALE:
                 result.settle(change.members, Disposition.STALE)
+                if error_type == SUPERSEDED:
+                    result.superseded += len(change.members)
             else:
                 result.settle(change.members, Disposition.APPLIED)
                 if change.op == "tombstone":
@@ -244,7 +268,7 @@ class StreamIndexer:
         refused: set[str] = set()
         if letters:
             try:
-                send_dead_letters(self.sqs, s.record_dlq_url, letters)
+                self.dead_letters.send(letters)
             except DeadLetterError as e:
                 logger.error("record DLQ refused poison records; they stay unhandled",
                              extra={"reason": e.reason})
@@ -309,6 +333,7 @@ def make_handler(
     client: OpenSearch | None = None,
     transport: Transport | None = None,
     sqs: SQSClient | None = None,
+    s3: S3Client | None = None,
 ) -> Handler:
     """Build the Lambda handler. Settings come from the environment unless given.
 
@@ -319,7 +344,7 @@ def make_handler(
     if transport is None:
         client = client or build_client(settings)
         transport = OpenSearchTransport(client)
-    indexer = StreamIndexer(settings, transport, sqs or sqs_client(settings.region), client)
+    indexer = StreamIndexer(settings, transport, sqs or sqs_client(settings.region), client, s3=s3)
 
     @logger.inject_lambda_context(log_event=False)
     @metrics.log_metrics(raise_on_empty_metrics=False)
@@ -327,6 +352,9 @@ def make_handler(
     def handler(
         event: Mapping[str, object], context: LambdaContextLike
     ) -> dict[str, list[dict[str, str]]]:
+        if not isinstance(event, Mapping):
+            # JSON that is not an object (a list, a string...): not an event Lambda sends.
+            raise RecordError(f"event must be an object with a Records list, got {type(event).__name__}")
         raw = event.get("Records")
         if not isinstance(raw, list):
             # Not a stream event at all (a wrong trigger or a hand-made test event): fail the
@@ -339,11 +367,15 @@ def make_handler(
             "batch done",
             extra={
                 "received": result.received, "indexed": result.indexed, "deleted": result.deleted,
-                "stale": result.stale, "poison": result.poison, "skipped": result.skipped,
-                "retries": result.retries, "unsent": len(set(result.failed_sequence_numbers)),
+                "stale": result.stale, "superseded": result.superseded, "poison": result.poison,
+                "skipped": result.skipped, "retries": result.retries,
+                "unsent": len(set(result.failed_sequence_numbers)),
             },
         )
-        return result.response()
+        response = result.response()
+        if response["batchItemFailures"] == [{"itemIdentifier": ""}]:
+            logger.error("an unhandled record has no SequenceNumber; the whole batch is reported failed")
+        return response
 
     handler.indexer = indexer
     return handler  # type: ignore[no-any-return]

@@ -3,7 +3,9 @@
 Two queues feed it (DESIGN.md, "Failure model"); each message is handled by its shape:
 
 * a **record-DLQ** message (``ddbsync.dlq``) holds one whole Lambda stream record and the
-  reason it failed;
+  reason it failed, or, for a dead letter too big for SQS, the reason and the S3 object
+  (``DEAD_LETTER_BUCKET``) that holds the whole letter: it is read back from there, and the
+  object is deleted after its message;
 * an **on-failure** message is Lambda's ``OnFailure`` record for a DynamoDB stream: its
   ``DDBStreamBatchInfo`` points at a shard range, which is read again from the stream
   (``dynamodbstreams``; the stream keeps 24 hours).
@@ -14,6 +16,8 @@ make an old record lose against a newer one already indexed (docs/versioning.md)
 
 A message is deleted only when every record it stands for is handled: indexed, deleted,
 known stale, skipped by configuration, or (for a stream range) safely in the record DLQ.
+A record OpenSearch still rejects while the index already holds a newer change of its item
+(a later modification or delete) is stale too: *superseded*, counted apart.
 A record-DLQ record that is *still* poison is not sent to the DLQ again (this run would
 receive it straight back): its message stays in the queue, the new reason is printed and
 the command exits 1. Nothing is ever lost by running it.
@@ -36,8 +40,9 @@ from typing import TYPE_CHECKING, cast
 from botocore.exceptions import BotoCoreError, ClientError
 from opensearchpy import exceptions as os_exc
 
-from ddbsync.aws import sqs_client, streams_client
+from ddbsync.aws import s3_client, sqs_client, streams_client
 from ddbsync.config import Settings
+from ddbsync.dlq import KIND, DeadLetter
 from ddbsync.errors import ConfigError
 from ddbsync.indexer import BatchResult, StreamIndexer
 from ddbsync.mapping import StreamRecord
@@ -48,6 +53,7 @@ from ddbsync.transport import OpenSearchTransport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import MessageTypeDef
     from opensearchpy import OpenSearch
@@ -88,6 +94,7 @@ class ReplayReport:
     kept: int = 0
     replayed: int = 0  # records indexed, deleted (tombstones) or skipped by configuration
     stale: int = 0  # records older than what the index holds: nothing to do
+    superseded: int = 0  # of the stale: still rejected, but the index holds a newer change
     to_record_dlq: int = 0  # poison records of a stream range, now whole in the record DLQ
     stopped_early: str | None = None
     kept_reasons: Counter[str] = field(default_factory=Counter)
@@ -149,6 +156,7 @@ def replay(
     sqs: SQSClient | None = None,
     streams: DynamoDBStreamsClient | None = None,
     client: OpenSearch | None = None,
+    s3: S3Client | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
     """Replay ``queue_url``; return the exit code. Clients are built unless given (tests)."""
@@ -188,20 +196,27 @@ def replay(
     held = _HeldLetters()
     # Still-poison DLQ records are held (their message stays); poison records of a stream range
     # go to the record DLQ as in the Lambda, so the range's pointer can be deleted.
-    dlq_indexer = StreamIndexer(settings, transport, cast("SQSClient", held), client)
-    range_indexer = StreamIndexer(settings, transport, sqs, client)
+    dlq_indexer = StreamIndexer(settings, transport, sqs, client, dead_letters=held, s3=s3)
+    range_indexer = StreamIndexer(settings, transport, sqs, client, s3=s3)
+    letters = _StoredLetters(s3, region)
     report = ReplayReport()
     kept: dict[str, str] = {}  # message id -> receipt handle, made visible again at the end
     for batch in _receive(sqs, queue_url, max_messages, visibility_timeout, report):
         for message in batch:
-            handled, note = _handle(
-                message, pointers_only, dlq_indexer, range_indexer, held, report,
-                streams, region,
-            )  # fmt: skip
+            try:
+                handled, note = _handle(
+                    message, pointers_only, dlq_indexer, range_indexer, held, letters, report,
+                    streams, region,
+                )  # fmt: skip
+            except Exception as e:  # never leave a message hidden because of one bad message
+                handled, note = False, "replay failed on this message: " + _short(f"{type(e).__name__}: {e}")
             ident = message.get("MessageId", "?")
             if handled:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
                 report.deleted += 1
+                problem = letters.discard(message)
+                if problem:
+                    echo(f"  note: message {ident} deleted, but {problem}")
             else:
                 kept[ident] = message["ReceiptHandle"]
                 report.kept += 1
@@ -231,6 +246,7 @@ def _handle(
     dlq_indexer: StreamIndexer,
     range_indexer: StreamIndexer,
     held: _HeldLetters,
+    letters: _StoredLetters,
     report: ReplayReport,
     streams: DynamoDBStreamsClient | None,
     region: str | None,
@@ -242,16 +258,21 @@ def _handle(
     if pointers_only and kind is Kind.RECORD:
         return False, "a record-DLQ message, but --on-failure-queue expects batch pointers"
     if kind is Kind.RECORD:
+        if isinstance(body.get("s3"), Mapping):
+            stored, problem = letters.load(cast(Mapping[str, object], body["s3"]))
+            if stored is None:
+                return False, problem
+            body = stored
         record = body["record"]
         held.letters.clear()
         result = dlq_indexer.process([cast(StreamRecord, record)], _budget(dlq_indexer.settings))
         if result.failed_sequence_numbers:
             return False, f"{_UNSENT} (OpenSearch unreachable, throttling or out of time)"
         if result.poison:
-            letter = held.letters[0] if held.letters else {}
-            return False, "still poison: " + _short(
-                f"{letter.get('error_type', 'unknown')}: {letter.get('reason', 'no reason')}"
-            )
+            reason = "unknown: no reason"
+            if held.letters:
+                reason = f"{held.letters[0].error_type}: {held.letters[0].reason}"
+            return False, "still poison: " + _short(reason)
         _count(result, report)
         return True, ""
 
@@ -299,6 +320,8 @@ def _classify(text: str) -> tuple[Kind, dict[str, object]]:
         return Kind.POINTER, body
     if "record" in body and "reason" in body:
         return Kind.RECORD, body
+    if body.get("kind") == KIND and isinstance(body.get("s3"), dict) and "reason" in body:
+        return Kind.RECORD, body  # the whole letter is in S3 (ddbsync.dlq)
     return Kind.UNKNOWN, body
 
 
@@ -317,6 +340,7 @@ def _describe(message: MessageTypeDef) -> str:
 def _count(result: BatchResult, report: ReplayReport) -> None:
     report.replayed += result.indexed + result.deleted + result.skipped
     report.stale += result.stale
+    report.superseded += result.superseded
 
 
 def _budget(settings: Settings) -> Callable[[], int]:
@@ -330,17 +354,68 @@ def _budget(settings: Settings) -> Callable[[], int]:
 
 
 class _HeldLetters:
-    """Stands in for SQS as the record-DLQ replay's DLQ: keeps letters instead of sending them."""
+    """The record-DLQ replay's dead-letter sink: keeps letters instead of sending them."""
 
     def __init__(self) -> None:
-        self.letters: list[dict[str, object]] = []
+        self.letters: list[DeadLetter] = []
 
-    def send_message_batch(
-        self, *, QueueUrl: str, Entries: Sequence[Mapping[str, object]]
-    ) -> dict[str, object]:
-        for entry in Entries:
-            self.letters.append(json.loads(str(entry["MessageBody"])))
-        return {"Successful": [{"Id": entry["Id"]} for entry in Entries], "Failed": []}
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.letters.extend(letters)
+
+
+class _StoredLetters:
+    """Reads dead letters stored in S3 (``DEAD_LETTER_BUCKET``) and deletes them once replayed."""
+
+    def __init__(self, s3: S3Client | None, region: str | None) -> None:
+        self._s3 = s3
+        self._region = region
+
+    @property
+    def s3(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = s3_client(self._region)
+        return self._s3
+
+    def load(self, where: Mapping[str, object]) -> tuple[dict[str, object] | None, str]:
+        """The whole letter, or None and why not (the message is kept)."""
+        bucket, key = where.get("bucket"), where.get("key")
+        if not isinstance(bucket, str) or not isinstance(key, str):
+            return None, "a record-DLQ pointer without an S3 bucket and key"
+        place = f"s3://{bucket}/{key}"
+        try:
+            data = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as e:
+            code = e.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "NoSuchBucket", "404"):
+                return None, (
+                    f"the dead letter {place} is missing ({code}): the message holds only the "
+                    "reason, not the record; delete the message by hand once the item is checked "
+                    "or repaired (docs/runbook.md)"
+                )
+            return None, f"cannot read the dead letter {place}: {_aws_error(e)}"
+        except BotoCoreError as e:
+            return None, f"cannot read the dead letter {place}: {_aws_error(e)}"
+        try:
+            letter = json.loads(data)
+        except ValueError:
+            letter = None
+        if not isinstance(letter, dict) or "record" not in letter:
+            return None, f"{place} is not a ddbsync dead letter"
+        return letter, ""
+
+    def discard(self, message: MessageTypeDef) -> str:
+        """Delete the S3 object of a deleted pointer message; '' or what went wrong."""
+        kind, body = _classify(message.get("Body", ""))
+        where = body.get("s3") if kind is Kind.RECORD else None
+        if not isinstance(where, Mapping):
+            return ""
+        bucket, key = str(where.get("bucket")), str(where.get("key"))
+        try:
+            self.s3.delete_object(Bucket=bucket, Key=key)
+        except (BotoCoreError, ClientError) as e:
+            return (f"its dead letter s3://{bucket}/{key} could not be deleted ({_aws_error(e)}); "
+                    "delete it by hand")  # fmt: skip
+        return ""
 
 
 # -- the queue --------------------------------------------------------------------------------
@@ -404,6 +479,7 @@ def _dry_run(
     report = ReplayReport()
     kinds: Counter[Kind] = Counter()
     reasons: Counter[str] = Counter()
+    in_s3: Counter[str] = Counter()  # bucket -> letters stored there
     records_in_ranges = 0
     aged = 0
     receipts: list[str] = []
@@ -414,6 +490,9 @@ def _dry_run(
             kinds[kind] += 1
             if kind is Kind.RECORD:
                 reasons[_short(f"{body.get('error_type', 'unknown')}: {body.get('reason', '')}")] += 1
+                where = body.get("s3")
+                if isinstance(where, Mapping):
+                    in_s3[str(where.get("bucket"))] += 1
             elif kind is Kind.POINTER:
                 info = cast(Mapping[str, object], body["DDBStreamBatchInfo"])
                 size = info.get("batchSize")
@@ -435,6 +514,9 @@ def _dry_run(
         echo(f"  {count} {kind.value}(s){suffix}")
     for reason, count in reasons.most_common():
         echo(f"    {count} x {reason}")
+    for bucket, count in in_s3.items():
+        echo(f"    {count} of the record-DLQ messages point at a dead letter stored whole in "
+             f"s3://{bucket}/ (too big for SQS): replay reads it from there")  # fmt: skip
     if kinds[Kind.POINTER]:
         echo(f"  batch pointers cover {records_in_ranges} stream records; would re-read them "
              "from the stream and index them")  # fmt: skip
@@ -455,6 +537,9 @@ def _summary(report: ReplayReport, echo: Callable[[str], None]) -> None:
          f"{report.kept} kept in the queue")  # fmt: skip
     echo(f"  records replayed {report.replayed}, stale {report.stale}, "
          f"sent to the record DLQ {report.to_record_dlq}, still failing {report.kept}")  # fmt: skip
+    if report.superseded:
+        echo(f"  stale (superseded): {report.superseded} record(s) OpenSearch still rejects, but the "
+             "index already holds a newer change of the item; their messages were deleted")  # fmt: skip
     for reason, count in report.kept_reasons.most_common():
         echo(f"  still failing: {count} x {reason}")
     if report.kept:
