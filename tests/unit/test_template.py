@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,20 +177,27 @@ def test_function_names_are_never_hard_coded(resources: dict[str, Any]) -> None:
 def test_layer_is_built_by_sam_for_python313_on_arm64(resources: dict[str, Any]) -> None:
     layer = resources["DdbsyncLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
-    # makefile: the layer's build script installs aarch64/cp313 wheels and compiles the C
-    # decoder for arm64 (docs/deploy.md, "Building the layer").
+    # makefile: the layer's build script installs the locked aarch64/cp313 wheels and the
+    # pure-Python package (docs/deploy.md, "Building the layer").
     assert layer["Metadata"]["BuildMethod"] == "makefile"
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     props = layer["Properties"]
     assert props["ContentUri"] == "layers/ddbsync/"
     assert props["CompatibleRuntimes"] == ["python3.13"]
     assert props["CompatibleArchitectures"] == ["arm64"]
-    # The build script installs the ContentUri's requirements.txt and copies the package
-    # next to its dependencies under python/.
-    assert "build-DdbsyncLayer:" in (ROOT / props["ContentUri"] / "Makefile").read_text()
-    assert (ROOT / props["ContentUri"] / "build-layer.sh").is_file()
-    assert (ROOT / props["ContentUri"] / "requirements.txt").is_file()
-    assert (ROOT / props["ContentUri"] / "ddbsync" / "config.py").is_file()
+    source = ROOT / props["ContentUri"]
+    assert "build-DdbsyncLayer:" in (source / "Makefile").read_text()
+    assert (source / "ddbsync" / "config.py").is_file()
+    # One list of dependencies: pyproject.toml, pinned by uv.lock, exported by the build
+    # script. No requirements file next to the package that could drift from it (SAM's
+    # makefile build reads none).
+    build = (source / "build-layer.sh").read_text()
+    assert "uv.lock" in build and "export" in build
+    assert not list(source.glob("requirements*.txt"))
+    assert "requirements.txt" not in (source / "Makefile").read_text()
+    # No C: nothing in the package to compile, nothing in the build that compiles.
+    assert not list((source / "ddbsync").rglob("*.c"))
+    assert "_speedups" not in build
 
 
 # ---------------------------------------------------------------- stream event source mapping
@@ -827,11 +835,16 @@ def test_samconfig_overrides_name_real_parameters_and_fill_every_required_one(
 # ---------------------------------------------------------------- SAM CLI
 
 
-@pytest.mark.skipif(shutil.which("sam") is None, reason="SAM CLI not installed")
+# The dev environment's sam (uv.lock), also when pytest runs as .venv/bin/python -m pytest.
+SAM = shutil.which("sam", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+
+
+@pytest.mark.skipif(SAM is None, reason="SAM CLI not installed (make setup installs it)")
 def test_sam_validate_lint_is_clean() -> None:
+    assert SAM is not None
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
     result = subprocess.run(
-        ["sam", "validate", "--lint", "--region", "eu-west-1", "--template-file", str(TEMPLATE)],
+        [SAM, "validate", "--lint", "--region", "eu-west-1", "--template-file", str(TEMPLATE)],
         cwd=ROOT,
         env=env,
         capture_output=True,
