@@ -60,7 +60,7 @@ class Subcommand:
         """Run the module's ``main``; its return value is the exit code."""
         if self.needs_moto and moto_is_missing():
             print(
-                f"ddbsync {self.name} runs DynamoDB, SQS and S3 locally with moto, which is not "
+                f"ddbsync {self.name} plays its AWS services locally with moto, which is not "
                 f"installed: {LOCAL_EXTRA} (or set AWS_ENDPOINT_URL to a running moto_server)",
                 file=sys.stderr,
             )
