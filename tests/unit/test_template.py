@@ -1011,7 +1011,8 @@ def test_samconfig_overrides_name_real_parameters_and_fill_every_required_one(
 
 
 # The dev environment's sam (uv.lock), also when pytest runs as .venv/bin/python -m pytest.
-SAM = shutil.which("sam", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+_VENV_FIRST = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+SAM = shutil.which("sam", path=_VENV_FIRST)
 
 
 @pytest.mark.skipif(SAM is None, reason="SAM CLI not installed (make setup installs it)")
