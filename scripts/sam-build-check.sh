@@ -84,8 +84,8 @@ unset DDBSYNC_LAYER_ARCH DDBSYNC_LAYER_PYTHON
 
 say "mode=$MODE template=$TEMPLATE"
 # --base-dir resolves CodeUri/ContentUri against the repo even for the temp copy.
-# Run from the temp dir and without the cache: a cached build (samconfig.toml sets
-# cached = true) writes .aws-sam/deps/ under the working directory.
+# Run from the temp dir and without the cache: a cached build (sam build --cached)
+# writes .aws-sam/deps/ under the working directory.
 (
   cd "$WORK"
   sam build \

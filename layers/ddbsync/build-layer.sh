@@ -14,8 +14,8 @@
 #   DDBSYNC_PROJECT_ROOT=...          the repository (pyproject.toml, uv.lock); the layer's
 #                                     Makefile sets it, as sam build runs this script from a
 #                                     scratch copy of layers/ddbsync/ (default: ../..)
-#   UV=...                            uv (default: uv on PATH, else the one `make setup`
-#                                     installed under .uv/)
+#   UV=...                            uv (default: the one `make setup` installed under
+#                                     .uv/, else uv on PATH; 0.13 or later)
 #   PIP_PYTHON=...                    runs pip (default: python3; needs pip, any recent one)
 #
 # Which versions: exactly the ones in uv.lock (pyproject.toml is the one list of
@@ -64,10 +64,10 @@ PY_MINOR="${BASH_REMATCH[1]}"
 [[ -f "$ROOT/pyproject.toml" && -f "$ROOT/uv.lock" ]] ||
   die "no pyproject.toml and uv.lock in $ROOT (set DDBSYNC_PROJECT_ROOT to the repository)"
 if [[ -z "${UV:-}" ]]; then
-  if command -v uv >/dev/null; then
-    UV=uv
-  elif [[ -x "$ROOT/.uv/bin/uv" ]]; then
+  if [[ -x "$ROOT/.uv/bin/uv" ]]; then
     UV="$ROOT/.uv/bin/uv"
+  elif command -v uv >/dev/null; then
+    UV=uv
   else
     die "uv not found: run \`make setup\` (installs it under .uv/), or pip install uv, or set UV"
   fi
@@ -87,7 +87,7 @@ prune_args=()
 for p in "${PRUNE[@]}"; do prune_args+=(--prune "$p"); done
 "$UV" export --quiet --locked --project "$ROOT" --no-default-groups --no-emit-project \
   --no-hashes --no-header --no-annotate --format requirements.txt "${prune_args[@]}" \
-  >"$work/locked.txt" || die "uv export failed (is uv.lock up to date? run make lock)"
+  >"$work/locked.txt" || die "uv export failed (see above; a uv.lock out of date with pyproject.toml: make lock)"
 # The export is universal: keep only the lines whose environment markers hold on the
 # target (pip would evaluate them for this host). Same pins, no new resolution.
 UV_PYTHON_DOWNLOADS=never "$UV" pip compile --quiet --no-deps --no-header --no-annotate \
