@@ -66,11 +66,11 @@ stale="uv.lock does not match pyproject.toml: run \`make lock\` (or \`uv lock\` 
 case "$WHAT" in
   uv) echo "$UV" ;;
   dev)
-    "$UV" lock --quiet --check || die "$stale"
+    "$UV" lock --quiet --check --python "$python_exe" || die "$stale"
     UV_PROJECT_ENVIRONMENT=.venv "$UV" sync --quiet --locked --all-extras --python "$python_exe"
     ;;
   checkov)
-    "$UV" lock --quiet --check || die "$stale"
+    "$UV" lock --quiet --check --python "$python_exe" || die "$stale"
     UV_PROJECT_ENVIRONMENT=.venv-checkov "$UV" sync --quiet --locked --only-group checkov --python "$python_exe"
     ;;
   *) die "unknown argument '$WHAT' (dev, checkov or uv)" ;;
