@@ -1,21 +1,35 @@
 # ddbsync — the two commands that matter: `make demo` and `make test`.
 SHELL := /bin/bash
+# The interpreter .venv is created from (3.11+); every target then runs .venv/bin/python.
 PYTHON ?= python3
+export PYTHON
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
 export PYTHONPATH := layers/ddbsync:.
 export SAM_CLI_TELEMETRY := 0
+# The venv's tools (sam, cfn-lint, pip) and the uv that `make setup` installed come first.
+export PATH := $(VENV)/bin:$(CURDIR)/.uv/bin:$(PATH)
 
-.PHONY: help setup opensearch opensearch-stop demo test unit integration lint typecheck build bench clean
+.PHONY: help setup lock opensearch opensearch-stop demo test unit integration lint typecheck \
+	check-template build bench clean
 
 help:
 	@echo "make demo        set everything up and run the indexer flow locally (OpenSearch + moto)"
-	@echo "make test        lint, type-check and run every test (starts a local OpenSearch)"
+	@echo "make test        lint, type-check, check the template and run every test (starts a local OpenSearch)"
 	@echo "make unit        unit tests only (no OpenSearch needed)"
 	@echo "make bench       benchmarks (see bench/README.md)"
-	@echo "make build       sam validate --lint + sam build check"
+	@echo "make build       sam validate --lint + sam build check of the layer and functions"
+	@echo "make check-template   cfn-lint and checkov on template.yaml"
+	@echo "make setup       create/update .venv from uv.lock (PYTHON=... picks the interpreter)"
+	@echo "make lock        upgrade every locked version on purpose, then run the tests"
 	@echo "make opensearch-stop   stop the local OpenSearch started by these targets"
 
 setup:
-	@$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
+	@scripts/setup.sh dev
+
+# Refresh uv.lock on purpose: newest versions within pyproject.toml's bounds, then prove them.
+lock:
+	@uv="$$(scripts/setup.sh uv)" && "$$uv" lock --upgrade && $(MAKE) --no-print-directory test
 
 opensearch:
 	@scripts/opensearch.sh start
@@ -24,31 +38,39 @@ opensearch-stop:
 	@scripts/opensearch.sh stop
 
 demo: setup opensearch
-	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PYTHON) -m ddbsync.cli demo
+	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PY) -m ddbsync.cli demo
 
-lint:
-	@$(PYTHON) -m ruff check layers functions tests bench
+lint: setup
+	@$(PY) -m ruff check layers functions tests bench
 
-typecheck:
-	@$(PYTHON) -m mypy
+typecheck: setup
+	@$(PY) -m mypy
 
-unit:
-	@$(PYTHON) -m pytest tests/unit -q
+# cfn-lint, then checkov (its own environment: it pins boto3). Any failed check that the
+# template does not skip with a reason fails the target.
+check-template: setup
+	@scripts/setup.sh checkov
+	@$(VENV)/bin/cfn-lint template.yaml
+	@$(CURDIR)/.venv-checkov/bin/checkov -f template.yaml --framework cloudformation --quiet --compact \
+	  --skip-download  # no calls to Prisma Cloud: local checks and the template's skips only
 
-integration: opensearch
-	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PYTHON) -m pytest tests/integration -q
+unit: setup
+	@$(PY) -m pytest tests/unit -q
 
-test: setup lint typecheck opensearch
-	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PYTHON) -m pytest tests -q
+integration: setup opensearch
+	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PY) -m pytest tests/integration -q
 
-build:
+test: setup lint typecheck check-template opensearch
+	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PY) -m pytest tests -q
+
+build: setup
 	@sam validate --lint --region eu-west-1
 	@scripts/sam-build-check.sh
 
 bench: setup opensearch
 	@status=0; for b in bench/decode_throughput.py bench/e2e_indexing.py bench/cold_start.py \
 	          bench/backfill_rate.py bench/backfill_memory.py; do \
-	  echo "== $$b"; OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PYTHON) $$b || status=1; done; \
+	  echo "== $$b"; OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PY) $$b || status=1; done; \
 	  exit $$status  # every bench runs; the exit says whether all targets were met
 
 clean:

@@ -1,27 +1,26 @@
 #!/usr/bin/env bash
-# Check that `sam build` of template.yaml works, without Docker and without
-# leaving anything in the repo tree (build and cache go to a temp dir).
+# Check that `sam build` of template.yaml works, without Docker and without leaving
+# anything in the repo tree (build and cache go to a temp dir), and that the layer it
+# builds is what Lambda python3.13 on arm64 needs.
 #
 #   scripts/sam-build-check.sh                      auto: native if a python3.13 is found,
 #                                                   else override
 #   DDBSYNC_BUILD_MODE=native scripts/...           build template.yaml as is (needs python3.13)
-#   DDBSYNC_BUILD_MODE=override scripts/...         build a temp copy with python3.13 -> python3.11
-#                                                   and arm64 -> x86_64 (needs python3.11)
+#   DDBSYNC_BUILD_MODE=override scripts/...         build a temp copy whose functions' Runtime
+#                                                   is this host's python3 (e.g. python3.11)
 #   KEEP_BUILD=1 scripts/...                        keep the temp dir and print its path
 #
-# Native mode is the real thing: the layer's makefile build (layers/ddbsync/build-layer.sh)
-# fetches manylinux aarch64 / cp313 wheels and compiles ddbsync/_speedups.c for aarch64
-# even on an x86_64 host (with aarch64-linux-gnu-gcc there). Override mode only proves
-# that the template's code paths, BuildMethod and requirements resolve and that the
-# extension compiles (for x86_64, with cc); its output is for the wrong runtime and
-# architecture, so never deploy it.
+# The layer is the real thing in both modes: its makefile build (layers/ddbsync/build-layer.sh)
+# needs no python3.13, it fetches the locked manylinux aarch64 / cp313 wheels with pip.
+# Only SAM's python builder for the two functions (which copies app.py) insists on finding
+# the Runtime's interpreter, hence the override mode: its functions are built for the wrong
+# runtime, so never deploy that build.
 #
-# Either way the script then checks the layout Lambda needs: the layer at
-# python/ddbsync/ with its dependencies and python/ddbsync/_speedups.abi3.so for the
-# target architecture, the handler module at the function root. In native mode it then
-# loads the aarch64 extension under qemu when qemu-aarch64(-static) is installed
-# (scripts/check-arm64-extension.sh). DDBSYNC_LAYER_PURE_PYTHON=1 builds and checks a
-# layer without the extension. Exits non-zero on any failure.
+# Checks: the handler module at each function's root; the layer at python/ddbsync/ with
+# every runtime dependency at its uv.lock version; none of what the Lambda runtime
+# provides or ddbsync never imports (boto3, botocore, grpc, protobuf, numpy...); native
+# code only for aarch64 (ELF e_machine, not file names); no build leftovers; the size.
+# Exits non-zero on any failure.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +31,7 @@ export SAM_CLI_TELEMETRY=0
 say() { printf '[sam-build-check] %s\n' "$*" >&2; }
 die() { say "FAIL: $*"; exit 1; }
 
-command -v sam >/dev/null || die "sam not on PATH (pip install aws-sam-cli)"
+command -v sam >/dev/null || die "sam not on PATH (make setup installs it into .venv; make build uses it)"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ddbsync-sam-build.XXXXXX")"
 if [[ -n "${KEEP_BUILD:-}" ]]; then
@@ -67,30 +66,26 @@ case "$MODE" in
   native)
     find_python313 || die "DDBSYNC_BUILD_MODE=native needs python3.13 on PATH or in pyenv"
     TEMPLATE="$ROOT/template.yaml"
-    RUNTIME=python3.13
-    # build-layer.sh's defaults (arm64, 3.13) are the template's target.
-    unset DDBSYNC_LAYER_ARCH DDBSYNC_LAYER_PYTHON
-    ELF_MACHINE=183 # EM_AARCH64
     ;;
   override)
-    command -v python3.11 >/dev/null || die "override mode needs python3.11 on PATH"
+    host="$(python3 -c 'import sys; print(f"python{sys.version_info[0]}.{sys.version_info[1]}")')"
     TEMPLATE="$WORK/template.yaml"
-    RUNTIME=python3.11
-    # Every python3.13 / arm64 in the template is Runtime, CompatibleRuntimes,
-    # BuildMethod, Architectures, CompatibleArchitectures or BuildArchitecture.
-    sed -e 's/python3\.13/python3.11/g' -e 's/arm64/x86_64/g' "$ROOT/template.yaml" >"$TEMPLATE"
-    # The layer's build script reads its target from these (the sed above cannot reach it);
-    # the extension is then compiled for this x86_64 host with cc.
-    export DDBSYNC_LAYER_ARCH=x86_64 DDBSYNC_LAYER_PYTHON=3.11
-    ELF_MACHINE=62 # EM_X86_64
+    # Only the functions' Runtime (Globals); the layer's CompatibleRuntimes and every
+    # architecture stay as they are.
+    sed -E "s/^(    Runtime: )python3\.13\$/\1$host/" "$ROOT/template.yaml" >"$TEMPLATE"
+    [[ "$(grep -c "^    Runtime: $host\$" "$TEMPLATE")" == 1 ]] ||
+      die "override mode expects exactly one '    Runtime: python3.13' line (Globals.Function) in template.yaml"
+    say "override: the functions are built for $host (no python3.13 here); the layer is the real arm64 / 3.13 one"
     ;;
   *) die "unknown DDBSYNC_BUILD_MODE=$MODE (auto|native|override)" ;;
 esac
+# build-layer.sh's defaults (arm64, 3.13) are the template's target.
+unset DDBSYNC_LAYER_ARCH DDBSYNC_LAYER_PYTHON
 
-say "mode=$MODE runtime=$RUNTIME template=$TEMPLATE"
+say "mode=$MODE template=$TEMPLATE"
 # --base-dir resolves CodeUri/ContentUri against the repo even for the temp copy.
-# Run from the temp dir and without the cache: a cached build (samconfig.toml sets
-# cached = true) writes .aws-sam/deps/ under the working directory.
+# Run from the temp dir and without the cache: a cached build (sam build --cached)
+# writes .aws-sam/deps/ under the working directory.
 (
   cd "$WORK"
   sam build \
@@ -104,49 +99,50 @@ say "mode=$MODE runtime=$RUNTIME template=$TEMPLATE"
 
 BUILD="$WORK/build"
 LAYER="$BUILD/DdbsyncLayer/python"
-FUNC="$BUILD/StreamIndexerFunction"
 
 [[ -f "$BUILD/template.yaml" ]] || die "no built template"
-[[ -f "$FUNC/app.py" ]] || die "handler module app.py missing at the function root"
+for function in StreamIndexerFunction BackfillFunction; do
+  [[ -f "$BUILD/$function/app.py" ]] || die "$function: handler module app.py missing at the function root"
+done
 [[ -d "$LAYER/ddbsync" ]] || die "layer has no python/ddbsync/"
-for module in config.py errors.py; do
-  [[ -f "$LAYER/ddbsync/$module" ]] || die "layer is missing python/ddbsync/$module"
+for file in config.py errors.py indexer.py backfill.py py.typed templates/index.json; do
+  [[ -f "$LAYER/ddbsync/$file" ]] || die "layer is missing python/ddbsync/$file"
 done
-[[ -f "$LAYER/ddbsync/templates/index.json" ]] || die "layer is missing the index template"
-# One import package per requirement of layers/ddbsync/requirements.txt.
-for dep in aws_lambda_powertools opensearchpy requests_aws4auth aws_xray_sdk orjson amazon; do
-  [[ -d "$LAYER/$dep" ]] || die "layer is missing dependency $dep"
-done
-# amazon-ion is installed without jsonconversion/numpy (see build-layer.sh).
-for unwanted in numpy jsonconversion; do
-  [[ ! -e "$LAYER/$unwanted" ]] || die "layer holds $unwanted (amazon-ion must be installed with --no-deps)"
-done
-# Only what runs: no host-built extension, bytecode or egg-info from the source tree.
+# Only what runs: no bytecode, egg-info or native code in the package (it is pure Python).
 leftover="$(find "$LAYER/ddbsync" \( -name '__pycache__' -o -name '*.pyc' -o -name '*.egg-info' -o -name '*.c' \
-  -o \( -name '*.so' ! -path "$LAYER/ddbsync/_speedups.abi3.so" \) \) -print | head -n 5)"
+  -o -name '*.so' \) -print | head -n 5)"
 [[ -z "$leftover" ]] || die "layer holds build leftovers: $leftover"
-[[ -f "$LAYER/ddbsync/py.typed" ]] || die "layer is missing python/ddbsync/py.typed"
 
-# The C speedups, for the target architecture (ELF e_machine, not the file name).
-SPEEDUPS="$LAYER/ddbsync/_speedups.abi3.so"
-elf_machine() { python3 -c '
-import struct, sys
-with open(sys.argv[1], "rb") as f:
-    head = f.read(20)
-print(struct.unpack("<H", head[18:20])[0] if head[:4] == b"\x7fELF" else "not-elf")
-' "$1"; }
-if [[ "${DDBSYNC_LAYER_PURE_PYTHON:-}" == 1 ]]; then
-  [[ ! -e "$SPEEDUPS" ]] || die "DDBSYNC_LAYER_PURE_PYTHON=1 but the layer has $SPEEDUPS"
-  say "note: DDBSYNC_LAYER_PURE_PYTHON=1, layer built without ddbsync._speedups"
-else
-  [[ -f "$SPEEDUPS" ]] || die "layer is missing python/ddbsync/_speedups.abi3.so"
-  machine="$(elf_machine "$SPEEDUPS")"
-  [[ "$machine" == "$ELF_MACHINE" ]] || die "_speedups.abi3.so has ELF machine $machine, expected $ELF_MACHINE"
-fi
-if [[ "$MODE" == native ]]; then
-  # Native extensions must be for the Lambda target, not for this host.
-  # Read each ELF header's e_machine (183 = AArch64) rather than trusting file names.
-  bad="$(find "$LAYER" -name '*.so*' -type f -print0 | python3 -c '
+# What the layer's code imports, and what it must not carry: the Lambda runtime's AWS SDK,
+# the gRPC transport of opensearch-py, amazon-ion's JSON encoder dependencies.
+for module in aws_lambda_powertools aws_xray_sdk opensearchpy requests_aws4auth requests urllib3 orjson amazon jmespath; do
+  [[ -e "$LAYER/$module" ]] || die "layer is missing dependency $module"
+done
+for unwanted in boto3 botocore s3transfer grpc google opensearch_protobufs numpy jsonconversion; do
+  [[ ! -e "$LAYER/$unwanted" ]] || die "layer holds $unwanted (see layers/ddbsync/build-layer.sh)"
+done
+
+# Every distribution in the layer at exactly its uv.lock version.
+python3 - "$LAYER" "$ROOT/uv.lock" <<'PY' || die "layer versions differ from uv.lock"
+import pathlib, re, sys, tomllib
+
+layer, lock = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+locked = {(norm(p["name"]), p["version"]) for p in tomllib.loads(lock.read_text())["package"]}
+installed = set()
+for info in layer.glob("*.dist-info"):
+    name, version = info.name[: -len(".dist-info")].rsplit("-", 1)
+    installed.add((norm(name), version))
+bad = sorted(f"{n}=={v}" for n, v in installed - locked)
+if bad or not installed:
+    print(f"[sam-build-check] not in uv.lock: {bad or 'no dist-info at all'}", file=sys.stderr)
+    sys.exit(1)
+print(f"[sam-build-check] {len(installed)} distributions, all at their uv.lock versions", file=sys.stderr)
+PY
+
+# Native code (orjson, charset-normalizer, wrapt, amazon-ion) must be for the Lambda
+# target, aarch64 (ELF e_machine 183), not for this host.
+bad="$(find "$LAYER" -name '*.so*' -type f -print0 | python3 -c '
 import struct, sys
 for path in sys.stdin.buffer.read().split(b"\0"):
     if not path:
@@ -156,33 +152,11 @@ for path in sys.stdin.buffer.read().split(b"\0"):
     if head[:4] == b"\x7fELF" and struct.unpack("<H", head[18:20])[0] != 183:
         print(path.decode())
 ' | head -n 5)"
-  [[ -z "$bad" ]] || die "layer holds non-aarch64 extensions: $bad"
-
-  if [[ -f "$SPEEDUPS" ]]; then
-    # The python3.13 runtime runs on Amazon Linux 2023 (glibc 2.34); the cross compiler
-    # links against this host's newer glibc, so no symbol may need a later version.
-    if command -v readelf >/dev/null; then
-      newest="$(readelf --version-info --wide "$SPEEDUPS" | { grep -o 'GLIBC_[0-9.]*' || true; } | sed 's/GLIBC_//' | sort -V | tail -n 1)"
-      if [[ -n "$newest" && "$(printf '%s\n' "$newest" 2.34 | sort -V | tail -n 1)" != 2.34 ]]; then
-        die "_speedups.abi3.so needs GLIBC_$newest, Lambda python3.13 has 2.34"
-      fi
-    else
-      say "SKIP glibc symbol version check of _speedups.abi3.so (no readelf: apt-get install binutils)"
-    fi
-    if command -v qemu-aarch64-static >/dev/null || command -v qemu-aarch64 >/dev/null; then
-      "$ROOT/scripts/check-arm64-extension.sh" "$SPEEDUPS" || die "the aarch64 _speedups.abi3.so does not load or run under qemu"
-    else
-      say "SKIP arm64 load test of _speedups.abi3.so: no qemu-aarch64-static (apt-get install qemu-user-static)"
-    fi
-  fi
-fi
+[[ -z "$bad" ]] || die "layer holds non-aarch64 extensions: $bad"
+[[ -n "$(find "$LAYER/orjson" -name '*aarch64*.so' -print -quit)" ]] || die "no aarch64 orjson extension in the layer"
 
 size="$(du -sm "$BUILD/DdbsyncLayer" | cut -f1)"
 # Function + layers must stay under Lambda's 250 MB unzipped limit.
-(( size < 200 )) || die "layer is ${size} MB unzipped (limit 250 MB with the function)"
+((size < 200)) || die "layer is ${size} MB unzipped (limit 250 MB with the function)"
 
-if [[ -f "$SPEEDUPS" ]]; then
-  say "OK: layer python/ddbsync/ + _speedups.abi3.so + deps (${size} MB), function app.py"
-else
-  say "OK: layer python/ddbsync/ (pure Python) + deps (${size} MB), function app.py"
-fi
+say "OK: layer python/ddbsync/ (pure Python) + locked deps for linux aarch64 / cp313 (${size} MB), functions app.py"

@@ -2,18 +2,41 @@
 
 Every subcommand is one :class:`Subcommand` in :data:`SUBCOMMANDS`: a module
 that exposes ``add_arguments(parser)`` and ``main(args) -> int``. Modules keep
-heavy or dev-only imports (moto) inside the functions that need them.
+heavy or optional imports (moto) inside the functions that need them.
+
+moto comes with the ``local`` extra only (``pip install 'ddbsync[local]'``): the
+local subcommands check for it before they start and say what to install.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main"]
+__all__ = ["EXIT_MISSING_EXTRA", "LOCAL_EXTRA", "SUBCOMMANDS", "Subcommand", "build_parser", "main"]
+
+LOCAL_EXTRA = "pip install 'ddbsync[local]'"
+# Same code as argparse's usage errors: the command cannot run as installed.
+EXIT_MISSING_EXTRA = 2
+
+
+def moto_is_missing() -> bool:
+    """True when a local subcommand would run moto in-process and moto cannot be imported.
+
+    With ``AWS_ENDPOINT_URL`` set, a moto_server (or another endpoint) plays AWS and the
+    subcommand never imports moto.
+    """
+    if os.environ.get("AWS_ENDPOINT_URL", "").strip():
+        return False
+    try:
+        importlib.import_module("moto")
+    except ImportError:
+        return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +46,8 @@ class Subcommand:
     name: str
     help: str
     module: str
+    # Runs AWS locally with moto (the ``local`` extra).
+    needs_moto: bool = False
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Let the module declare its options."""
@@ -33,6 +58,13 @@ class Subcommand:
 
     def run(self, args: argparse.Namespace) -> int:
         """Run the module's ``main``; its return value is the exit code."""
+        if self.needs_moto and moto_is_missing():
+            print(
+                f"ddbsync {self.name} plays its AWS services locally with moto, which is not "
+                f"installed: {LOCAL_EXTRA} (or set AWS_ENDPOINT_URL to a running moto_server)",
+                file=sys.stderr,
+            )
+            return EXIT_MISSING_EXTRA
         run: Callable[[argparse.Namespace], int] = importlib.import_module(self.module).main
         return run(args)
 
@@ -43,12 +75,14 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "demo",
         "run the stream indexer flow locally (moto + a real OpenSearch) and check the index",
         "ddbsync.local.demo",
+        needs_moto=True,
     ),
     Subcommand(
         "backfill",
         "rebuild an index alias from a point-in-time export with the backfill state machine, "
         "locally (moto + a real OpenSearch), then swap the alias",
         "ddbsync.local.backfill_run",
+        needs_moto=True,
     ),
     Subcommand(
         "replay",

@@ -186,7 +186,8 @@ class LetterBucket:
 
     def discard(self, key: str) -> None:
         """Best effort: remove an object whose pointer message never reached the queue."""
-        # An orphan object holds no state anyone relies on: a failed delete is harmless.
+        # An orphan object holds no state anyone relies on: a failed delete is harmless (the
+        # template grants the indexer s3:PutObject only; the bucket's lifecycle rule expires it).
         with contextlib.suppress(BotoCoreError, ClientError):
             self.s3.delete_object(Bucket=self.name, Key=key)
 

@@ -1,0 +1,75 @@
+"""The Lambda layer leaves out dependencies that ddbsync never imports (layers/ddbsync/build-layer.sh).
+
+opensearch-py 3 requires opensearch-protobufs (and so grpcio and protobuf) for its gRPC
+transport; ddbsync speaks HTTP only, so the layer leaves all three out. These tests run
+the code the two Lambda functions and the CLI load with those modules blocked, in a
+fresh interpreter, so an import of them anywhere on those paths fails here first.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+BLOCKED = ("opensearch_protobufs", "grpc", "google.protobuf")
+
+PROGRAM = textwrap.dedent(
+    """
+    import sys
+
+    BLOCKED = {blocked!r}
+
+    class Blocked:
+        def find_spec(self, name, path=None, target=None):
+            if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+                raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
+            return None
+
+    sys.meta_path.insert(0, Blocked())
+
+    import ddbsync.backfill
+    import ddbsync.cli
+    import ddbsync.indexer
+    import ddbsync.replay
+    import ddbsync.repair
+    from ddbsync.config import Settings
+    from ddbsync.opensearch import build_client
+
+    settings = Settings.from_env({{
+        "OPENSEARCH_ENDPOINT": "https://search-demo-abc.eu-west-1.es.amazonaws.com",
+        "OPENSEARCH_SERVICE": "es",
+        "INDEX_ALIAS": "products",
+        "PARTITION_KEY": "pk",
+        "RECORD_DLQ_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq",
+        "AWS_REGION": "eu-west-1",
+    }})
+    client = build_client(settings)
+    assert client.transport.get_connection() is not None
+    loaded = sorted(m for m in sys.modules if any(m == b or m.startswith(b + ".") for b in BLOCKED))
+    assert not loaded, loaded
+    print("ok")
+    """
+)
+
+
+def test_handlers_and_cli_load_without_grpc_or_protobuf() -> None:
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "ddbsync"), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM.format(blocked=BLOCKED)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
