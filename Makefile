@@ -11,13 +11,14 @@ export SAM_CLI_TELEMETRY := 0
 export PATH := $(VENV)/bin:$(CURDIR)/.uv/bin:$(PATH)
 
 .PHONY: help setup lock opensearch opensearch-stop demo test unit integration lint typecheck \
-	check-template build bench clean
+	check-template build bench soak clean
 
 help:
 	@echo "make demo        set everything up and run the indexer flow locally (OpenSearch + moto)"
 	@echo "make test        lint, type-check, check the template and run every test (starts a local OpenSearch)"
 	@echo "make unit        unit tests only (no OpenSearch needed)"
 	@echo "make bench       benchmarks (see bench/README.md)"
+	@echo "make soak        the model-based property test with many examples (DDBSYNC_SOAK_EXAMPLES, default 2000)"
 	@echo "make build       sam validate --lint + sam build check of the layer and functions"
 	@echo "make check-template   cfn-lint and checkov on template.yaml"
 	@echo "make setup       create/update .venv from uv.lock (PYTHON=... picks the interpreter)"
@@ -62,6 +63,11 @@ integration: setup opensearch
 
 test: setup lint typecheck check-template opensearch
 	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PY) -m pytest tests -q
+
+# The promise under failures, at length: the same property test as `make test`, many more examples.
+soak: setup opensearch
+	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" DDBSYNC_SOAK_EXAMPLES="$${DDBSYNC_SOAK_EXAMPLES:-2000}" \
+	  $(PY) -m pytest tests/integration/test_promise_property.py -q -p no:logging --hypothesis-show-statistics
 
 build: setup
 	@sam validate --lint --region eu-west-1
