@@ -4,77 +4,38 @@
 anything looks wrong, so that a bad value is reported with its exact path (for
 example ``m.tags[2]``) and a reason, and an odd-but-valid input (a Mapping that
 is not a dict, bytes for B) still decodes. Both produce the same values.
+
+Numbers are judged by :func:`ddbsync.numbers.parse_number`, the one parser every
+path uses (syntax, precision and range, one reason per kind of problem).
 """
 
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from ddbsync.errors import DecodeError, UnknownTypeTagError
-from ddbsync.numbers import INT64_MIN, UINT64_MAX, BigInt, ExactDecimal, plain_decimal_as_float
+from ddbsync.numbers import parse_number
 
 __all__ = ["checked_item", "checked_number", "checked_value"]
 
-
-# DynamoDB numbers: magnitudes from 1E-130 up to (not including) 1E+126.
-_RANGE = "1E-130 to 9.99...E+125 in magnitude"
-_LIMIT = 10**126
-_MAX_DIGITS = 126  # an integer text this short (sign aside) is always below _LIMIT
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
-
-
-def _number(text: object, path: str) -> object:
-    if not isinstance(text, str):
-        raise DecodeError(f"N value must be a string, got {type(text).__name__}", path)
-    # Fast path: plain integers (by far the most common) never touch Decimal.
-    try:
-        as_int = int(text)
-    except ValueError:
-        pass
-    else:
-        if len(text) <= _MAX_DIGITS or abs(as_int) < _LIMIT:
-            return as_int
-        raise DecodeError(f"number {text[:20]!r}... is outside DynamoDB's range ({_RANGE})", path)
-    try:
-        value = Decimal(text)
-    except InvalidOperation as e:
-        raise DecodeError(f"invalid number {text!r}", path) from e
-    if not value.is_finite():
-        raise DecodeError(f"invalid number {text!r}", path)
-    # Checked before any arithmetic: "7E731486" would otherwise become an integer of
-    # 731,487 digits (seconds of CPU) on its way to an error.
-    if value and not -130 <= value.adjusted() <= 125:
-        raise DecodeError(f"number {text[:40]!r} is outside DynamoDB's range ({_RANGE})", path)
-    if "." not in text and value == value.to_integral_value():
-        return int(value)  # "1E+2" is the integer 100
-    as_float = plain_decimal_as_float(text)
-    if as_float is not None:
-        return as_float  # at most 15 significant digits: a double keeps them all
-    return ExactDecimal(text if _JSON_NUMBER.fullmatch(text) else str(value))
-
-
 def checked_number(text: object, path: str = "$") -> object:
-    """Decode one N value (validated): int, float when exact, else BigInt / ExactDecimal."""
-    value = _number(text, path)
-    if type(value) is int and not INT64_MIN <= value <= UINT64_MAX:
-        return BigInt(value)
-    return value
+    """Decode one N value (validated by :func:`ddbsync.numbers.parse_number`)."""
+    return parse_number(text, path).value
 
 
 def _decode_s(v: object, path: str) -> object:
     if not isinstance(v, str):
         raise DecodeError(f"S value must be a string, got {type(v).__name__}", path)
-    return v
+    return str(v)  # a plain str, even from a str subclass
 
 
 def _decode_b(v: object, path: str) -> object:
     if isinstance(v, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(v)).decode("ascii")
     if isinstance(v, str):
-        return v
+        return str(v)
     raise DecodeError(f"B value must be base64 text or bytes, got {type(v).__name__}", path)
 
 
@@ -114,9 +75,9 @@ def _decode_ss(v: object, path: str) -> object:
 
 def _decode_ns(v: object, path: str) -> object:
     keyed = []
-    for x in _members(v, "NS", path):
-        value = checked_number(x, path)  # validates the member first
-        keyed.append((Decimal(x), value))  # type: ignore[arg-type]
+    for i, x in enumerate(_members(v, "NS", path)):
+        value, canonical = parse_number(x, f"{path}[{i}]")
+        keyed.append((Decimal(canonical), value))
     keyed.sort(key=lambda pair: pair[0])
     return [value for _, value in keyed]
 

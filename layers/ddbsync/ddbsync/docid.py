@@ -12,8 +12,8 @@ import base64
 import hashlib
 from collections.abc import Mapping
 
-from ddbsync.decode import canonical_number
 from ddbsync.errors import RecordError
+from ddbsync.numbers import canonical_number
 
 __all__ = ["MAX_ID_BYTES", "document_id", "key_part"]
 
@@ -34,7 +34,7 @@ def key_part(value: object, name: str) -> str:
     if tag == "S" and isinstance(inner, str):
         text = inner
     elif tag == "N" and isinstance(inner, str):
-        text = canonical_number(inner)
+        text = canonical_number(inner, name)  # refused like the same number in an image
     elif tag == "B" and isinstance(inner, str):
         text = inner
     elif tag == "B" and isinstance(inner, bytes | bytearray):
