@@ -11,8 +11,11 @@ Compared with boto3's ``TypeDeserializer`` the output is JSON-ready and exact:
 * ``SS``/``NS``/``BS``: sorted lists (sets have no order; sorting makes the
   document identical whichever path wrote it).
 
-Numbers must be DynamoDB number text within its precision and range
-(:func:`ddbsync.numbers.parse_number`, the one judge on every path).
+The decoder is the contract: it accepts what DynamoDB can hold and nothing
+else, identically on every path. Numbers must be DynamoDB number text within
+its precision and range (:func:`ddbsync.numbers.parse_number`, the one judge),
+B text must be canonical base64, sets must be non-empty without duplicates.
+The details and reasons are in :mod:`ddbsync.decode_checked`.
 
 Speed: the common case runs a tight decoder with no per-value bookkeeping
 (``_map``). On anything unexpected it falls back to
@@ -30,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from ddbsync.decode_checked import checked_item, checked_value
+from ddbsync.decode_checked import base64_bytes, checked_item, checked_value
 from ddbsync.errors import DecodeError
 from ddbsync.numbers import (
     BigInt,
@@ -145,14 +148,25 @@ def _value(tag: str, inner: Any) -> object:
         if inner is True:
             return None
     elif tag == "SS":
-        if inner.__class__ is list and all(x.__class__ is str for x in inner):
+        if (
+            inner.__class__ is list
+            and inner
+            and all(x.__class__ is str for x in inner)
+            and len(set(inner)) == len(inner)
+        ):
             return sorted(inner)
     elif tag == "B":
         if inner.__class__ is str:
+            base64_bytes(inner)
             return inner
-    elif tag == "NS" and inner.__class__ is list:
+    elif tag == "NS" and inner.__class__ is list and inner:
         numbers = [_num(x) for x in inner]
-        if all(n.__class__ is int or n.__class__ is float for n in numbers):
+        # Ints and floats here are exact or hold at most 15 digits, so == and < on
+        # them agree with the exact decimal values: distinct numbers stay distinct
+        # (a duplicate goes to the checked decoder, which names it) and sort alike.
+        if all(n.__class__ is int or n.__class__ is float for n in numbers) and len(set(numbers)) == len(
+            numbers
+        ):
             return sorted(numbers)  # type: ignore[type-var]
     raise _Slow
 

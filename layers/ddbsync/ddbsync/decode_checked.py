@@ -3,26 +3,61 @@
 :mod:`ddbsync.decode` runs a fast decoder first and falls back to this one when
 anything looks wrong, so that a bad value is reported with its exact path (for
 example ``m.tags[2]``) and a reason, and an odd-but-valid input (a Mapping that
-is not a dict, bytes for B) still decodes. Both produce the same values.
+is not a dict, bytes for B) still decodes. Both produce the same values, and
+the fast decoder never accepts what this one refuses (a property test holds
+them against each other, invalid input included).
 
-Numbers are judged by :func:`ddbsync.numbers.parse_number`, the one parser every
-path uses (syntax, precision and range, one reason per kind of problem).
+What is refused, one reason per kind of problem (the same text whichever path
+meets it, document ids included):
+
+* a number outside DynamoDB's syntax, precision or range: :func:`ddbsync.numbers.parse_number`;
+* B text that is not canonical base64 (:func:`base64_bytes`), in B and BS alike;
+* an empty set, or a set with a duplicate member (``"1"`` and ``"1.0"`` are one
+  number, B members are compared as bytes): DynamoDB has neither;
+* a value that is not an object with one known type tag, or of the wrong JSON type.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from ddbsync.errors import DecodeError, UnknownTypeTagError
 from ddbsync.numbers import parse_number
 
-__all__ = ["checked_item", "checked_number", "checked_value"]
+__all__ = ["base64_bytes", "checked_item", "checked_number", "checked_value"]
+
+_SHOWN = 40  # characters of a bad value quoted in an error
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "..."
+
 
 def checked_number(text: object, path: str = "$") -> object:
     """Decode one N value (validated by :func:`ddbsync.numbers.parse_number`)."""
     return parse_number(text, path).value
+
+
+def base64_bytes(text: str, path: str = "$") -> bytes:
+    """The bytes of a B value or BS member given as text; raise DecodeError unless canonical base64.
+
+    Canonical means what DynamoDB writes: the standard alphabet, ``=`` padding,
+    no line breaks or spaces, and zero bits after the last byte (``QQ==``, not
+    ``QR==``, for ``A``). Each byte string has exactly one such text, so a B key
+    gives one document id and a B value one document whatever tool wrote it.
+    """
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:  # ValueError: a non-ASCII character
+        raise DecodeError(f"{_shown(text)} is not base64 (standard alphabet, '=' padding)", path) from e
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise DecodeError(
+            f"{_shown(text)} is not canonical base64 (bits after the last byte must be zero)", path
+        )
+    return raw
 
 
 def _decode_s(v: object, path: str) -> object:
@@ -35,6 +70,7 @@ def _decode_b(v: object, path: str) -> object:
     if isinstance(v, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(v)).decode("ascii")
     if isinstance(v, str):
+        base64_bytes(v, path)
         return str(v)
     raise DecodeError(f"B value must be base64 text or bytes, got {type(v).__name__}", path)
 
@@ -64,35 +100,58 @@ def _decode_l(v: object, path: str) -> object:
 
 
 def _members(v: object, tag: str, path: str) -> list[object]:
+    """A set's members as a list; a set is a non-empty list (DynamoDB has no empty sets)."""
     if not isinstance(v, list | set | frozenset | tuple):
         raise DecodeError(f"{tag} value must be a list, got {type(v).__name__}", path)
+    if not v:
+        raise DecodeError(f"{tag} value is empty (DynamoDB has no empty sets)", path)
     return list(v)
 
 
+def _duplicate(tag: str, member: str, path: str) -> DecodeError:
+    # DynamoDB refuses a set with duplicates ("Input collection contains duplicates"),
+    # so it never sends one; folding them silently would hide a hand-made mistake.
+    return DecodeError(f"{tag} value has a duplicate member {_shown(member)}", path)
+
+
 def _decode_ss(v: object, path: str) -> object:
-    return sorted(_decode_s(x, path) for x in _members(v, "SS", path))  # type: ignore[type-var]
+    members: list[str] = []
+    for i, x in enumerate(_members(v, "SS", path)):
+        if not isinstance(x, str):
+            raise DecodeError(f"SS members must be strings, got {type(x).__name__}", f"{path}[{i}]")
+        members.append(str(x))
+    if len(set(members)) != len(members):
+        seen: set[str] = set()
+        for x in members:
+            if x in seen:
+                raise _duplicate("SS", x, path)
+            seen.add(x)
+    return sorted(members)
 
 
 def _decode_ns(v: object, path: str) -> object:
-    keyed = []
+    keyed: dict[str, tuple[Decimal, object]] = {}  # canonical text: one per numeric value
     for i, x in enumerate(_members(v, "NS", path)):
         value, canonical = parse_number(x, f"{path}[{i}]")
-        keyed.append((Decimal(canonical), value))
-    keyed.sort(key=lambda pair: pair[0])
-    return [value for _, value in keyed]
-
-
-def _as_bytes(x: object, path: str) -> bytes:
-    if isinstance(x, bytes | bytearray | memoryview):
-        return bytes(x)
-    raise DecodeError(f"BS members must be base64 text or bytes, got {type(x).__name__}", path)
+        if canonical in keyed:  # "1" and "1.0" are one number
+            raise _duplicate("NS", str(x), path)
+        keyed[canonical] = (Decimal(canonical), value)
+    return [value for _, value in sorted(keyed.values(), key=lambda pair: pair[0])]
 
 
 def _decode_bs(v: object, path: str) -> object:
-    raw = [
-        base64.b64decode(x, validate=True) if isinstance(x, str) else _as_bytes(x, path)
-        for x in _members(v, "BS", path)
-    ]
+    raw: set[bytes] = set()
+    for i, x in enumerate(_members(v, "BS", path)):
+        if isinstance(x, str):
+            member = base64_bytes(x, f"{path}[{i}]")
+        elif isinstance(x, bytes | bytearray | memoryview):
+            member = bytes(x)
+        else:
+            what = type(x).__name__
+            raise DecodeError(f"BS members must be base64 text or bytes, got {what}", f"{path}[{i}]")
+        if member in raw:
+            raise _duplicate("BS", x if isinstance(x, str) else base64.b64encode(member).decode(), path)
+        raw.add(member)
     return [base64.b64encode(x).decode("ascii") for x in sorted(raw)]
 
 
@@ -122,7 +181,7 @@ def checked_value(value: object, path: str = "$") -> object:
         return decoder(inner, path)
     except DecodeError:
         raise
-    except (ValueError, TypeError, ArithmeticError) as e:  # e.g. bad base64, unorderable members
+    except (ValueError, TypeError, ArithmeticError) as e:  # a safety net: the decoders raise DecodeError
         raise DecodeError(f"invalid {tag} value: {e}", path) from e
 
 

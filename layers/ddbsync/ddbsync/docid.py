@@ -1,9 +1,10 @@
 """Document ids from key attributes: the same id on every path that writes documents.
 
 ``pk`` alone, or ``pk|sk``. Numbers are canonical (``"1.50"`` and ``"1.5"`` give
-one id), binary keys are base64, ``\\`` and ``|`` inside a key are escaped so two
-different keys never join into one id, and ids over OpenSearch's 512-byte limit
-are replaced by ``sha256:<hex>`` of the full id.
+one id), binary keys are canonical base64 (validated as in an image), ``\\``
+and ``|`` inside a key are escaped so two different keys never join into one id,
+and ids over OpenSearch's 512-byte limit are replaced by ``sha256:<hex>`` of the
+full id.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import base64
 import hashlib
 from collections.abc import Mapping
 
+from ddbsync.decode_checked import base64_bytes
 from ddbsync.errors import RecordError
 from ddbsync.numbers import canonical_number
 
@@ -36,6 +38,7 @@ def key_part(value: object, name: str) -> str:
     elif tag == "N" and isinstance(inner, str):
         text = canonical_number(inner, name)  # refused like the same number in an image
     elif tag == "B" and isinstance(inner, str):
+        base64_bytes(inner, name)  # canonical, so one text per byte string
         text = inner
     elif tag == "B" and isinstance(inner, bytes | bytearray):
         text = base64.b64encode(bytes(inner)).decode("ascii")
