@@ -232,7 +232,11 @@ numeric_keys = st.decimals(allow_nan=False, allow_infinity=False).filter(_dynamo
 
 @given(numeric_keys, numeric_keys)
 def test_numeric_keys_share_an_id_exactly_when_they_are_the_same_number(a: Decimal, b: Decimal) -> None:
-    def doc_id(d: Decimal) -> str:
-        return document_id({"pk": {"N": str(d)}}, "pk", None)
+    def doc_id(text: str) -> str:
+        return document_id({"pk": {"N": text}}, "pk", None)
 
-    assert (doc_id(a) == doc_id(b)) == (a == b)
+    assert (doc_id(str(a)) == doc_id(str(b))) == (a == b)
+    # The same number spelled other ways: positional, exponent, trailing zeros.
+    plain = format(a, "f")
+    for spelling in (plain, f"{a:E}", f"{a:e}", plain + ("000" if "." in plain else ".000")):
+        assert doc_id(spelling) == doc_id(str(a))
