@@ -41,11 +41,10 @@ upgrade (docs/versioning.md, "Document ids").
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from collections.abc import Mapping
 
-from ddbsync.decode_checked import base64_bytes
+from ddbsync.decode_checked import checked_value
 from ddbsync.errors import RecordError
 from ddbsync.numbers import canonical_number
 
@@ -67,17 +66,14 @@ def key_part(value: object, name: str) -> str:
     if not isinstance(value, Mapping) or len(value) != 1:
         raise RecordError(f"key attribute {name!r} is not a DynamoDB-JSON value")
     ((tag, inner),) = value.items()
-    if tag == "S" and isinstance(inner, str):
-        text = str(inner)
-    elif tag == "N" and isinstance(inner, str):
+    # Wrong values are refused by the decoder's own checks, with the reason an image gets.
+    if tag == "N":
         return canonical_number(inner, name)  # digits, '-' and '.': nothing to escape
-    elif tag == "B" and isinstance(inner, str):
-        base64_bytes(inner, name)  # canonical, so one text per byte string
-        return str(inner)  # base64 has no '\\' or '|'
-    elif tag == "B" and isinstance(inner, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(inner)).decode("ascii")
-    else:
+    if tag == "B":
+        return str(checked_value(value, name))  # canonical base64: no '\\' or '|'
+    if tag != "S":
         raise RecordError(f"key attribute {name!r} must be S, N or B, got {tag!r}")
+    text = str(checked_value(value, name))
     return text.replace("\\", "\\\\").replace("|", "\\|")
 
 
