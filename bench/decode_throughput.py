@@ -3,10 +3,9 @@
 Both sides turn the same INSERT stream records into the same two NDJSON lines
 per record (bulk action line + document source, UTF-8 bytes):
 
-* candidate: ``ddbsync.mapping.map_record(decode=False)`` -> ``materialize(serialize=True)``
-  (the C encoder writes the document's JSON straight from the image, or Python decodes and
-  serializes it) -> ``ddbsync.bulk.Write(...).lines()`` (what the indexer, ``make_writes``
-  and ``chunks`` do per write);
+* candidate: ``ddbsync.mapping.map_record(decode=False)`` -> ``materialize()`` (decode the
+  image) -> ``ddbsync.bulk.Write(...).lines()`` (what the indexer, ``make_writes`` and
+  ``chunks`` do per write);
 * baseline: boto3 ``TypeDeserializer`` over ``NewImage``, the same ``pk|sk`` id,
   version and ``_ddbsync`` meta, ``json.dumps(default=...)`` turning Decimal into
   int/float and sets into sorted lists, and the same action line.
@@ -88,12 +87,11 @@ def baseline_lines(records: list[dict[str, Any]]) -> list[bytes]:
 
 
 def candidate_lines(records: list[dict[str, Any]]) -> list[bytes]:
-    # What the indexer does per record: map, then write the document's JSON straight
-    # from the image (C encoder, or decode + serialize in Python when it hands back).
+    # What the indexer does per record: map, decode the image, serialize the document.
     out = []
     for record in records:
         change = map_record(record, "pk", "sk", decode=False)
-        materialize(change, serialize=True)
+        materialize(change)
         out.append(Write(ALIAS, change, source_of(change)).lines())
     return out
 

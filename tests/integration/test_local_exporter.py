@@ -39,7 +39,7 @@ def table_item(i: int) -> dict[str, Any]:
         "address": {"M": {"city": {"S": "Lyon"}, "zip": {"N": str(69000 + i % 10)}}},
         "lines": {"L": [{"S": "a"}, {"N": "1.5"}, {"M": {"q": {"N": "2"}}}]},
         "tags": {"SS": ["new", f"t{i % 5}"]},
-        "scores": {"NS": ["1", str(i), "-0.25"]},
+        "scores": {"NS": ["1", str(i + 2), "-0.25"]},  # a set: no member twice
         "blobs": {"BS": [b"x", bytes([i % 256, 1])]},
     }
     if i % 3 == 0:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 
 from ddbsync.docid import MAX_ID_BYTES, document_id
 from ddbsync.errors import DecodeError, RecordError
+from ddbsync.mapping import map_records
+from tests.support import RecordFactory
 
 
 def test_a_partition_key_alone_is_the_id() -> None:
@@ -29,7 +33,15 @@ def test_attributes_other_than_the_keys_are_ignored() -> None:
 
 @pytest.mark.parametrize(
     ("one", "other"),
-    [("1.50", "1.5"), ("1E+2", "100"), ("-0", "0"), ("0.000", "0"), ("1.0E-2", "0.01"), ("+7", "7")],
+    [
+        ("1.50", "1.5"),
+        ("1E+2", "100"),
+        ("-0", "0"),
+        ("0.000", "0"),
+        ("1.0E-2", "0.01"),
+        ("15E-1", "1.5"),
+        ("-0.0", "0"),
+    ],
 )
 def test_numeric_keys_written_differently_give_one_id(one: str, other: str) -> None:
     assert document_id({"pk": {"N": one}}, "pk", None) == document_id({"pk": {"N": other}}, "pk", None)
@@ -51,9 +63,7 @@ def test_binary_keys_as_bytes_or_base64_text_give_the_same_base64_id() -> None:
     assert document_id({"pk": {"B": text}}, "pk", None) == text
 
 
-@pytest.mark.parametrize(
-    "value", [{"BOOL": True}, {"SS": ["a"]}, {"S": 1}, "x", {"S": "a", "N": "1"}], ids=repr
-)
+@pytest.mark.parametrize("value", [{"BOOL": True}, {"SS": ["a"]}, "x", {"S": "a", "N": "1"}], ids=repr)
 def test_a_key_that_is_not_s_n_or_b_is_rejected(value: object) -> None:
     with pytest.raises(RecordError):
         document_id({"pk": value}, "pk", None)
@@ -87,21 +97,26 @@ def test_an_id_of_exactly_512_bytes_is_kept() -> None:
     assert document_id({"pk": {"S": pk}}, "pk", None) == pk
 
 
-def test_an_id_over_512_bytes_becomes_a_sha256_digest() -> None:
-    doc_id = document_id({"pk": {"S": "x" * (MAX_ID_BYTES + 1)}}, "pk", None)
-    assert re.fullmatch(r"sha256:[0-9a-f]{64}", doc_id)
+HASHED = r"\\#sha256:[0-9a-f]{64}"  # a backslash, '#', 'sha256:', 64 hex digits
+
+
+def test_an_id_over_512_bytes_becomes_a_marked_sha256_digest() -> None:
+    pk = "x" * (MAX_ID_BYTES + 1)
+    doc_id = document_id({"pk": {"S": pk}}, "pk", None)
+    assert doc_id == "\\#sha256:" + hashlib.sha256(pk.encode()).hexdigest()
+    assert re.fullmatch(HASHED, doc_id)
 
 
 def test_the_byte_limit_counts_utf8_bytes_not_characters() -> None:
     pk = "é" * 300  # 300 characters, 600 bytes
-    assert document_id({"pk": {"S": pk}}, "pk", None).startswith("sha256:")
+    assert re.fullmatch(HASHED, document_id({"pk": {"S": pk}}, "pk", None))
 
 
 @given(st.text(min_size=MAX_ID_BYTES + 1, max_size=MAX_ID_BYTES + 40), st.text(max_size=5))
 def test_long_ids_are_deterministic_and_keep_keys_apart(pk: str, sk: str) -> None:
     keys = {"pk": {"S": pk}, "sk": {"S": sk}}
     doc_id = document_id(keys, "pk", "sk")
-    assert re.fullmatch(r"sha256:[0-9a-f]{64}", doc_id)
+    assert re.fullmatch(HASHED, doc_id)
     assert document_id(dict(keys), "pk", "sk") == doc_id
     assert document_id({"pk": {"S": pk}, "sk": {"S": sk + "!"}}, "pk", "sk") != doc_id
 
@@ -122,3 +137,104 @@ def test_numeric_keys_with_up_to_38_digits_keep_every_digit_in_the_id() -> None:
     a, b = "1234567890123456789012345678901234567", "1234567890123456789012345678901234568"
     assert document_id({"pk": {"N": a}}, "pk", None) == a
     assert document_id({"pk": {"N": a}}, "pk", None) != document_id({"pk": {"N": b}}, "pk", None)
+
+
+# --- injective by construction (docs/versioning.md, "Document ids") ---------------------------
+
+
+def _old_style_hash(pk: str) -> str:
+    """What ddbsync used to write for a long id: ``sha256:<hex>`` of the escaped key."""
+    escaped = pk.replace("\\", "\\\\").replace("|", "\\|")
+    return "sha256:" + hashlib.sha256(escaped.encode()).hexdigest()
+
+
+def test_a_key_spelling_another_items_hashed_id_gets_an_id_of_its_own() -> None:
+    long_pk = "order-" + "x" * MAX_ID_BYTES
+    long_id = document_id({"pk": {"S": long_pk}}, "pk", None)
+    for look_alike in (_old_style_hash(long_pk), long_id):
+        assert document_id({"pk": {"S": look_alike}}, "pk", None) != long_id
+
+
+def test_no_plain_id_starts_like_a_hashed_one() -> None:
+    for pk in ("\\#sha256:", "\\", "#", "\\\\#", "|#"):
+        assert not document_id({"pk": {"S": pk}}, "pk", None).startswith("\\#")
+        assert not document_id({"pk": {"S": pk}, "sk": {"S": "#"}}, "pk", "sk").startswith("\\#")
+
+
+@pytest.mark.parametrize(
+    ("keys", "sort_key", "bad"),
+    [
+        ({"pk": {"S": "ab\ud800c"}}, None, "pk"),
+        ({"pk": {"S": "a|b"}, "sk": {"S": "\udfff"}}, "sk", "sk"),
+        ({"pk": {"S": "\ud800" + "x" * 600}}, None, "pk"),  # long: hashed, still named
+    ],
+    ids=["pk", "sk", "long pk"],
+)
+def test_a_lone_surrogate_in_a_key_is_a_record_error_naming_the_attribute(
+    keys: dict[str, object], sort_key: str | None, bad: str
+) -> None:
+    with pytest.raises(RecordError) as info:
+        document_id(keys, "pk", sort_key)
+    assert info.value.reason.startswith(f"key attribute {bad!r} is not valid Unicode: surrogates not allowed")
+
+
+def test_a_lone_surrogate_in_a_key_reaches_the_dlq_with_that_reason() -> None:
+    record = RecordFactory().record("REMOVE", "ok", "s")
+    record["dynamodb"]["Keys"]["pk"] = {"S": "bad\ud800"}
+    changes, poison = map_records([record], "pk", "sk")
+    assert changes == []
+    (dead,) = poison
+    assert dead.error_type == "RecordError"
+    assert dead.reason.startswith("key attribute 'pk' is not valid Unicode")
+
+
+# Key texts that stress the rule: escapes, bars, backslashes, '#', long keys (over 512
+# UTF-8 bytes, some in multi-byte characters) and texts that look like hashed ids.
+tricky = st.text(alphabet=st.sampled_from("ab|\\#:é"), max_size=8)
+long_keys = st.tuples(st.text(alphabet="ab|\\é#", min_size=1, max_size=3), st.integers(170, 300)).map(
+    lambda pair: pair[0] * pair[1]
+)
+key_texts = st.one_of(tricky, st.text(max_size=10), long_keys)
+
+
+@given(st.lists(key_texts, min_size=1, max_size=6, unique=True))
+def test_distinct_partition_keys_give_distinct_ids(pks: list[str]) -> None:
+    keys = set(pks)
+    for pk in pks:  # each key's own id, old and new, as another item's key
+        keys.add(document_id({"pk": {"S": pk}}, "pk", None))
+        keys.add(_old_style_hash(pk))
+    ids = {document_id({"pk": {"S": pk}}, "pk", None) for pk in keys}
+    assert len(ids) == len(keys)
+
+
+@given(st.lists(st.tuples(key_texts, key_texts), min_size=1, max_size=5, unique=True))
+def test_distinct_key_pairs_give_distinct_ids_long_or_short(pairs: list[tuple[str, str]]) -> None:
+    def doc_id(pair: tuple[str, str]) -> str:
+        return document_id({"pk": {"S": pair[0]}, "sk": {"S": pair[1]}}, "pk", "sk")
+
+    keys = set(pairs)
+    for pair in pairs:  # ids as keys: whole, and split at their first bar
+        other = doc_id(pair)
+        head, _, tail = other.partition("|")
+        keys.update([(other, ""), ("", other), (head, tail)])
+    assert len({doc_id(pair) for pair in keys}) == len(keys)
+
+
+def _dynamodb_decimal(d: Decimal) -> bool:
+    significant = "".join(map(str, d.as_tuple().digits)).strip("0")
+    return d == 0 or (len(significant) <= 38 and -130 <= d.adjusted() <= 125)
+
+
+numeric_keys = st.decimals(allow_nan=False, allow_infinity=False).filter(_dynamodb_decimal)
+
+
+@given(numeric_keys, numeric_keys)
+def test_numeric_keys_share_an_id_exactly_when_they_are_the_same_number(a: Decimal, b: Decimal) -> None:
+    def doc_id(text: str) -> str:
+        return document_id({"pk": {"N": text}}, "pk", None)
+
+    assert (doc_id(str(a)) == doc_id(str(b))) == (a == b)
+    # The same number spelled other ways: positional, exponent, trailing zeros.
+    plain = format(a, "f")
+    for spelling in (plain, f"{a:E}", f"{a:e}", plain + ("000" if "." in plain else ".000")):
+        assert doc_id(spelling) == doc_id(str(a))

@@ -11,11 +11,19 @@ Compared with boto3's ``TypeDeserializer`` the output is JSON-ready and exact:
 * ``SS``/``NS``/``BS``: sorted lists (sets have no order; sorting makes the
   document identical whichever path wrote it).
 
+The decoder is the contract: it accepts what DynamoDB can hold and nothing
+else, identically on every path. Numbers must be DynamoDB number text within
+its precision and range (:func:`ddbsync.numbers.parse_number`, the one judge),
+B text must be canonical base64, sets must be non-empty without duplicates.
+The details and reasons are in :mod:`ddbsync.decode_checked`.
+
 Speed: the common case runs a tight decoder with no per-value bookkeeping
 (``_map``). On anything unexpected it falls back to
 :mod:`ddbsync.decode_checked`, which validates every value and raises
 :class:`DecodeError` with the exact path, or returns the same result for
-odd-but-valid input.
+odd-but-valid input. So every error, and its reason, comes from the checked
+decoder; the fast one only has to never accept what the checked one refuses,
+and to agree with it on values.
 """
 
 from __future__ import annotations
@@ -25,14 +33,13 @@ from typing import Any
 
 import orjson
 
-from ddbsync.decode_checked import checked_item, checked_number, checked_value
+from ddbsync.decode_checked import base64_bytes, checked_item, checked_value
 from ddbsync.errors import DecodeError
 from ddbsync.numbers import (
-    INT64_MIN,
-    UINT64_MAX,
     BigInt,
     ExactDecimal,
     canonical_number,
+    parse_number,
     plain_decimal_as_float,
 )
 
@@ -50,27 +57,34 @@ __all__ = [
 JsonValue = object
 
 
-
-
 class _Slow(Exception):
     """The fast decoder met something it does not handle: use the checked decoder."""
 
 
+# The inline integer test in _map and _list,
+#     inner.isdigit() and inner.isascii() and len(inner) < 19 and (inner >= "1" or inner == "0")
+# accepts exactly 1 to 18 ASCII digits without a leading zero (for digits-only text,
+# ``>= "1"`` means "does not start with 0"). That is DynamoDB number syntax, at most
+# 18 significant digits, below 10**18 (in range, and within 64 bits), and
+# parse_number's value for it is int(inner): so answering int(inner) directly cannot
+# differ from parse_number. _num applies the same test to the digits after an optional '-'.
+# Anything but a str fails it by raising (bytes have isdigit() but cannot be compared
+# with "1"), which sends the item to the checked decoder like any other surprise.
+
+
 def _num(text: Any) -> object:
-    if text.isascii():
-        body = text[1:] if text[:1] == "-" else text
-        if body.isdigit() and len(body) <= 126:  # longer: checked_number says out of range
-            value = int(text)
-            return value if INT64_MIN <= value <= UINT64_MAX else BigInt(value)
-        as_float = plain_decimal_as_float(text)
-        if as_float is not None:
-            return as_float
-    return checked_number(text)
+    body = text[1:] if text[:1] == "-" else text
+    if body.isdigit() and body.isascii() and len(body) < 19 and (body >= "1" or body == "0"):
+        return int(text)
+    as_float = plain_decimal_as_float(text)  # parse_number gives this very float for such text
+    if as_float is not None:
+        return as_float
+    return parse_number(text).value
 
 
 def _map(m: Any) -> dict[str, object]:
     # The hot loop: S, N, M and L inline, everything else through _value. Anything
-    # malformed raises (AttributeError, TypeError, ValueError, _Slow) and
+    # malformed raises (AttributeError, TypeError, ValueError, DecodeError, _Slow) and
     # decode_item falls back to the checked decoder, which explains the problem.
     out: dict[str, object] = {}
     for name, value in m.items():
@@ -81,8 +95,8 @@ def _map(m: Any) -> dict[str, object]:
                 raise _Slow
             out[name] = inner
         elif tag == "N":
-            if inner.isdigit() and len(inner) < 19 and inner.isascii():
-                out[name] = int(inner)  # fits 63 bits: no range check needed
+            if inner.isdigit() and inner.isascii() and len(inner) < 19 and (inner >= "1" or inner == "0"):
+                out[name] = int(inner)  # see the proof above _num
             else:
                 out[name] = _num(inner)
         elif tag == "M":
@@ -106,7 +120,7 @@ def _list(items: Any) -> list[object]:
                 raise _Slow
             out.append(inner)
         elif tag == "N":
-            if inner.isdigit() and len(inner) < 19 and inner.isascii():
+            if inner.isdigit() and inner.isascii() and len(inner) < 19 and (inner >= "1" or inner == "0"):
                 out.append(int(inner))
             else:
                 out.append(_num(inner))
@@ -136,14 +150,25 @@ def _value(tag: str, inner: Any) -> object:
         if inner is True:
             return None
     elif tag == "SS":
-        if inner.__class__ is list and all(x.__class__ is str for x in inner):
+        if (
+            inner.__class__ is list
+            and inner
+            and all(x.__class__ is str for x in inner)
+            and len(set(inner)) == len(inner)
+        ):
             return sorted(inner)
     elif tag == "B":
         if inner.__class__ is str:
+            base64_bytes(inner)
             return inner
-    elif tag == "NS" and inner.__class__ is list:
+    elif tag == "NS" and inner.__class__ is list and inner:
         numbers = [_num(x) for x in inner]
-        if all(n.__class__ is int or n.__class__ is float for n in numbers):
+        # Ints and floats here are exact or hold at most 15 digits, so == and < on
+        # them agree with the exact decimal values: distinct numbers stay distinct
+        # (a duplicate goes to the checked decoder, which names it) and sort alike.
+        if all(n.__class__ is int or n.__class__ is float for n in numbers) and len(set(numbers)) == len(
+            numbers
+        ):
             return sorted(numbers)  # type: ignore[type-var]
     raise _Slow
 

@@ -3,78 +3,75 @@
 :mod:`ddbsync.decode` runs a fast decoder first and falls back to this one when
 anything looks wrong, so that a bad value is reported with its exact path (for
 example ``m.tags[2]``) and a reason, and an odd-but-valid input (a Mapping that
-is not a dict, bytes for B) still decodes. Both produce the same values.
+is not a dict, bytes for B) still decodes. Both produce the same values, and
+the fast decoder never accepts what this one refuses (a property test holds
+them against each other, invalid input included).
+
+What is refused, one reason per kind of problem (the same text whichever path
+meets it, document ids included):
+
+* a number outside DynamoDB's syntax, precision or range: :func:`ddbsync.numbers.parse_number`;
+* B text that is not canonical base64 (:func:`base64_bytes`), in B and BS alike;
+* an empty set, or a set with a duplicate member (``"1"`` and ``"1.0"`` are one
+  number, B members are compared as bytes): DynamoDB has neither;
+* a value that is not an object with one known type tag, or of the wrong JSON type.
 """
 
 from __future__ import annotations
 
 import base64
-import re
+import binascii
 from collections.abc import Callable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from ddbsync.errors import DecodeError, UnknownTypeTagError
-from ddbsync.numbers import INT64_MIN, UINT64_MAX, BigInt, ExactDecimal, plain_decimal_as_float
+from ddbsync.numbers import parse_number
 
-__all__ = ["checked_item", "checked_number", "checked_value"]
+__all__ = ["base64_bytes", "checked_item", "checked_number", "checked_value"]
 
-
-# DynamoDB numbers: magnitudes from 1E-130 up to (not including) 1E+126.
-_RANGE = "1E-130 to 9.99...E+125 in magnitude"
-_LIMIT = 10**126
-_MAX_DIGITS = 126  # an integer text this short (sign aside) is always below _LIMIT
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_SHOWN = 40  # characters of a bad value quoted in an error
 
 
-def _number(text: object, path: str) -> object:
-    if not isinstance(text, str):
-        raise DecodeError(f"N value must be a string, got {type(text).__name__}", path)
-    # Fast path: plain integers (by far the most common) never touch Decimal.
-    try:
-        as_int = int(text)
-    except ValueError:
-        pass
-    else:
-        if len(text) <= _MAX_DIGITS or abs(as_int) < _LIMIT:
-            return as_int
-        raise DecodeError(f"number {text[:20]!r}... is outside DynamoDB's range ({_RANGE})", path)
-    try:
-        value = Decimal(text)
-    except InvalidOperation as e:
-        raise DecodeError(f"invalid number {text!r}", path) from e
-    if not value.is_finite():
-        raise DecodeError(f"invalid number {text!r}", path)
-    # Checked before any arithmetic: "7E731486" would otherwise become an integer of
-    # 731,487 digits (seconds of CPU) on its way to an error.
-    if value and not -130 <= value.adjusted() <= 125:
-        raise DecodeError(f"number {text[:40]!r} is outside DynamoDB's range ({_RANGE})", path)
-    if "." not in text and value == value.to_integral_value():
-        return int(value)  # "1E+2" is the integer 100
-    as_float = plain_decimal_as_float(text)
-    if as_float is not None:
-        return as_float  # at most 15 significant digits: a double keeps them all
-    return ExactDecimal(text if _JSON_NUMBER.fullmatch(text) else str(value))
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "..."
 
 
 def checked_number(text: object, path: str = "$") -> object:
-    """Decode one N value (validated): int, float when exact, else BigInt / ExactDecimal."""
-    value = _number(text, path)
-    if type(value) is int and not INT64_MIN <= value <= UINT64_MAX:
-        return BigInt(value)
-    return value
+    """Decode one N value (validated by :func:`ddbsync.numbers.parse_number`)."""
+    return parse_number(text, path).value
+
+
+def base64_bytes(text: str, path: str = "$") -> bytes:
+    """The bytes of a B value or BS member given as text; raise DecodeError unless canonical base64.
+
+    Canonical means what DynamoDB writes: the standard alphabet, ``=`` padding,
+    no line breaks or spaces, and zero bits after the last byte (``QQ==``, not
+    ``QR==``, for ``A``). Each byte string has exactly one such text, so a B key
+    gives one document id and a B value one document whatever tool wrote it.
+    """
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:  # ValueError: a non-ASCII character
+        raise DecodeError(f"{_shown(text)} is not base64 (standard alphabet, '=' padding)", path) from e
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise DecodeError(
+            f"{_shown(text)} is not canonical base64 (bits after the last byte must be zero)", path
+        )
+    return raw
 
 
 def _decode_s(v: object, path: str) -> object:
     if not isinstance(v, str):
         raise DecodeError(f"S value must be a string, got {type(v).__name__}", path)
-    return v
+    return str(v)  # a plain str, even from a str subclass
 
 
 def _decode_b(v: object, path: str) -> object:
     if isinstance(v, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(v)).decode("ascii")
     if isinstance(v, str):
-        return v
+        base64_bytes(v, path)
+        return str(v)
     raise DecodeError(f"B value must be base64 text or bytes, got {type(v).__name__}", path)
 
 
@@ -103,35 +100,58 @@ def _decode_l(v: object, path: str) -> object:
 
 
 def _members(v: object, tag: str, path: str) -> list[object]:
+    """A set's members as a list; a set is a non-empty list (DynamoDB has no empty sets)."""
     if not isinstance(v, list | set | frozenset | tuple):
         raise DecodeError(f"{tag} value must be a list, got {type(v).__name__}", path)
+    if not v:
+        raise DecodeError(f"{tag} value is empty (DynamoDB has no empty sets)", path)
     return list(v)
 
 
+def _duplicate(tag: str, member: str, path: str) -> DecodeError:
+    # DynamoDB refuses a set with duplicates ("Input collection contains duplicates"),
+    # so it never sends one; folding them silently would hide a hand-made mistake.
+    return DecodeError(f"{tag} value has a duplicate member {_shown(member)}", path)
+
+
 def _decode_ss(v: object, path: str) -> object:
-    return sorted(_decode_s(x, path) for x in _members(v, "SS", path))  # type: ignore[type-var]
+    members: list[str] = []
+    for i, x in enumerate(_members(v, "SS", path)):
+        if not isinstance(x, str):
+            raise DecodeError(f"SS members must be strings, got {type(x).__name__}", f"{path}[{i}]")
+        members.append(str(x))
+    if len(set(members)) != len(members):
+        seen: set[str] = set()
+        for x in members:
+            if x in seen:
+                raise _duplicate("SS", x, path)
+            seen.add(x)
+    return sorted(members)
 
 
 def _decode_ns(v: object, path: str) -> object:
-    keyed = []
-    for x in _members(v, "NS", path):
-        value = checked_number(x, path)  # validates the member first
-        keyed.append((Decimal(x), value))  # type: ignore[arg-type]
-    keyed.sort(key=lambda pair: pair[0])
-    return [value for _, value in keyed]
-
-
-def _as_bytes(x: object, path: str) -> bytes:
-    if isinstance(x, bytes | bytearray | memoryview):
-        return bytes(x)
-    raise DecodeError(f"BS members must be base64 text or bytes, got {type(x).__name__}", path)
+    keyed: dict[str, tuple[Decimal, object]] = {}  # canonical text: one per numeric value
+    for i, x in enumerate(_members(v, "NS", path)):
+        value, canonical = parse_number(x, f"{path}[{i}]")
+        if canonical in keyed:  # "1" and "1.0" are one number
+            raise _duplicate("NS", str(x), path)
+        keyed[canonical] = (Decimal(canonical), value)
+    return [value for _, value in sorted(keyed.values(), key=lambda pair: pair[0])]
 
 
 def _decode_bs(v: object, path: str) -> object:
-    raw = [
-        base64.b64decode(x, validate=True) if isinstance(x, str) else _as_bytes(x, path)
-        for x in _members(v, "BS", path)
-    ]
+    raw: set[bytes] = set()
+    for i, x in enumerate(_members(v, "BS", path)):
+        if isinstance(x, str):
+            member = base64_bytes(x, f"{path}[{i}]")
+        elif isinstance(x, bytes | bytearray | memoryview):
+            member = bytes(x)
+        else:
+            what = type(x).__name__
+            raise DecodeError(f"BS members must be base64 text or bytes, got {what}", f"{path}[{i}]")
+        if member in raw:
+            raise _duplicate("BS", x if isinstance(x, str) else base64.b64encode(member).decode(), path)
+        raw.add(member)
     return [base64.b64encode(x).decode("ascii") for x in sorted(raw)]
 
 
@@ -161,7 +181,7 @@ def checked_value(value: object, path: str = "$") -> object:
         return decoder(inner, path)
     except DecodeError:
         raise
-    except (ValueError, TypeError, ArithmeticError) as e:  # e.g. bad base64, unorderable members
+    except (ValueError, TypeError, ArithmeticError) as e:  # a safety net: the decoders raise DecodeError
         raise DecodeError(f"invalid {tag} value: {e}", path) from e
 
 

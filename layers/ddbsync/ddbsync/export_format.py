@@ -11,7 +11,8 @@ every data file is gzip-compressed, one item per line.
 
 Both yield the item in DynamoDB JSON, so :func:`ddbsync.decode.decode_item` gives the
 same values whichever format the export used. Ion numbers become the text DynamoDB
-itself returns (``2d3`` -> ``"2000"``, ``1.50`` -> ``"1.5"``), with every digit kept.
+itself returns (``2d3`` -> ``"2000"``, ``1.50`` -> ``"1.5"``), with every digit kept, by
+the same number parser as everywhere else (:func:`ion_number_text`).
 
 Incremental exports (``ExportType=INCREMENTAL_EXPORT``) write one change per line:
 ``Metadata.WriteTimeMicros``, ``Keys``, ``NewImage`` (absent for a delete) and, with the
@@ -30,7 +31,7 @@ import gzip
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import IO, Any, Protocol, cast
 
 import orjson
@@ -39,7 +40,8 @@ from amazon.ion.core import IonType  # type: ignore[import-untyped]
 from amazon.ion.exceptions import IonException  # type: ignore[import-untyped]
 from amazon.ion.simple_types import IonPyNull  # type: ignore[import-untyped]
 
-from ddbsync.errors import ExportFormatError
+from ddbsync.errors import DecodeError, ExportFormatError
+from ddbsync.numbers import canonical_number
 
 __all__ = [
     "FORMATS",
@@ -59,10 +61,6 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 
 # One item in DynamoDB JSON: attribute name -> {"S": "..."} / {"N": "..."} / ...
 Item = dict[str, object]
-
-# Enough digits for any DynamoDB number (38 significant digits, exponents -130..125):
-# the default context (28 digits) would round when normalizing.
-_EXACT = Context(prec=200, Emax=999_999, Emin=-999_999)
 
 
 class ByteSource(Protocol):
@@ -129,14 +127,24 @@ def _json_map(value: object, what: str, key: str, number: int) -> Item:
 
 
 def ion_number_text(value: Decimal | int) -> str:
-    """The N text DynamoDB returns for an Ion int or decimal: plain digits, no trailing zeros."""
-    if isinstance(value, int):
-        return str(int(value))
-    if not value.is_finite():
+    """The N text DynamoDB returns for an Ion int or decimal: canonical digits, every digit kept.
+
+    The text comes from :func:`ddbsync.numbers.canonical_number`, the parser the
+    decoder and document ids use, so an Ion export gives the same text, value and
+    id as a DYNAMODB_JSON one. A number DynamoDB cannot hold (over 38 digits,
+    outside its range) is not judged here: it is passed on exactly, in exponent
+    form (``1E+999``), and the decoder refuses it with the same reason as in a
+    DYNAMODB_JSON export. Nothing here builds the digits of a huge exponent.
+    """
+    exact = Decimal(value)  # an Ion int may have any number of digits: no str() of it
+    if not exact.is_finite():
         raise ValueError(f"not a DynamoDB number: {value}")
-    if value.is_zero():
-        return "0"
-    return format(value.normalize(_EXACT), "f")
+    sign, digits, exponent = exact.as_tuple()
+    text = f"{'-' if sign else ''}{''.join(map(str, digits))}E{exponent}"
+    try:
+        return canonical_number(text)
+    except DecodeError:
+        return text
 
 
 def _text(annotation: object) -> str:
