@@ -66,30 +66,29 @@ def _status(e: os_exc.TransportError) -> int | None:
 def ensure_index(client: OpenSearch, alias: str, template_path: Path) -> str:
     """Make sure ``alias`` exists with the template's mapping; return the index it writes to.
 
-    Creates ``<alias>-000001`` with the alias (filtered, write index) when the
-    alias is missing; otherwise applies the template's mapping to the write
-    index (adding fields is idempotent; a conflicting change fails loudly).
+    Creates ``<alias>-000001`` with the alias (filtered, write index) when the name is
+    free; otherwise applies the template's mapping to the write index (adding fields is
+    idempotent; a conflicting change fails loudly). Safe when several containers start at
+    once: whoever creates the index, every caller then reads what the name is.
     """
     template = load_template(template_path)
     try:
-        if client.indices.exists_alias(name=alias):
-            index = _write_index(client, alias)
-            client.indices.put_mapping(index=index, body=template["mappings"])
-            return index
-        if client.indices.exists(index=alias):
+        found = _aliases_of(client, alias)
+        if found is None:
+            _create_first_index(client, alias, template)
+            found = _aliases_of(client, alias)
+        if found is None:
+            raise IndexAdminError(
+                f"{alias}-000001 exists but the alias {alias!r} does not point at it: add the alias "
+                f"to the index that should serve (POST _aliases) or delete {alias}-000001"
+            )
+        if alias in found:  # the name is a concrete index, not an alias
             raise IndexAdminError(
                 f"{alias!r} is an index, not an alias: point INDEX_ALIAS at an alias "
                 f"(ddbsync creates {alias}-000001 and the alias when neither exists)"
             )
-        index = f"{alias}-000001"
-        body = dict(template)
-        body["aliases"] = {alias: {"is_write_index": True, "filter": tombstone_filter()}}
-        try:
-            client.indices.create(index=index, body=body)
-        except os_exc.RequestError as e:
-            if e.error != "resource_already_exists_exception":
-                raise
-            # Another cold start created it at the same moment: fine.
+        index = _write_index(alias, found)
+        client.indices.put_mapping(index=index, body=template["mappings"])
         return index
     except os_exc.ConnectionError as e:
         raise IndexAdminError(f"cannot reach OpenSearch to prepare {alias!r}: {e.error}") from e
@@ -97,15 +96,43 @@ def ensure_index(client: OpenSearch, alias: str, template_path: Path) -> str:
         raise IndexAdminError(f"cannot prepare index for {alias!r}: {e.error} {e.info}", _status(e)) from e
 
 
-def _write_index(client: OpenSearch, alias: str) -> str:
-    info = client.indices.get_alias(name=alias)
-    indices = list(info)
-    if len(indices) == 1:
-        return str(indices[0])
-    for index, body in info.items():
-        if body.get("aliases", {}).get(alias, {}).get("is_write_index"):
-            return str(index)
-    raise IndexAdminError(f"alias {alias!r} points at {len(indices)} indices and none is the write index")
+def _aliases_of(client: OpenSearch, name: str) -> dict[str, dict[str, object]] | None:
+    """``GET <name>/_alias``: the indices ``name`` resolves to, with their aliases; None if free.
+
+    A concrete index answers under its own name, an alias under the names of the indices
+    it points at: one request tells the two apart.
+    """
+    try:
+        return cast(dict[str, dict[str, object]], client.indices.get_alias(index=name))
+    except os_exc.NotFoundError:
+        return None
+
+
+def _create_first_index(client: OpenSearch, alias: str, template: dict[str, object]) -> None:
+    body = dict(template)
+    body["aliases"] = {alias: {"is_write_index": True, "filter": tombstone_filter()}}
+    try:
+        client.indices.create(index=f"{alias}-000001", body=body)
+    except os_exc.RequestError as e:
+        if e.error != "resource_already_exists_exception":
+            raise
+        # Another container created it first (with the alias, in the same call): fine.
+
+
+def _alias_map(body: object) -> dict[str, dict[str, object]]:
+    aliases = body.get("aliases") if isinstance(body, dict) else None
+    return aliases if isinstance(aliases, dict) else {}
+
+
+def _write_index(alias: str, found: dict[str, dict[str, object]]) -> str:
+    """The index ``alias`` writes to, from a ``GET _alias`` or ``GET <index>`` answer."""
+    holders = [index for index, body in found.items() if alias in _alias_map(body)]
+    if len(holders) == 1:
+        return holders[0]
+    for index in holders:
+        if _alias_map(found[index])[alias].get("is_write_index"):
+            return index
+    raise IndexAdminError(f"alias {alias!r} points at {len(holders)} indices and none is the write index")
 
 
 # -- backfill: a new index beside the live one, then an atomic swap ---------------------------
