@@ -16,6 +16,7 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
 from ddbsync.errors import IndexAdminError
+from ddbsync.floors import Target, View, floor_meta, floor_of_mappings
 from ddbsync.mapping import META_FIELD
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "finalize_backfill",
     "load_template",
     "next_alias_name",
+    "read_view",
     "tombstone_filter",
 ]
 
@@ -88,7 +90,9 @@ def ensure_index(client: OpenSearch, alias: str, template_path: Path) -> str:
                 f"(ddbsync creates {alias}-000001 and the alias when neither exists)"
             )
         index = _write_index(alias, found)
-        client.indices.put_mapping(index=index, body=template["mappings"])
+        # Never through _meta: it holds a backfilled index's snapshot floor (ddbsync.floors).
+        mappings = {k: v for k, v in cast(dict[str, object], template["mappings"]).items() if k != "_meta"}
+        client.indices.put_mapping(index=index, body=mappings)
         return index
     except os_exc.ConnectionError as e:
         raise IndexAdminError(f"cannot reach OpenSearch to prepare {alias!r}: {e.error}") from e
@@ -135,6 +139,37 @@ def _write_index(alias: str, found: dict[str, dict[str, object]]) -> str:
     raise IndexAdminError(f"alias {alias!r} points at {len(holders)} indices and none is the write index")
 
 
+def read_view(client: OpenSearch, alias: str) -> View:
+    """Where the live alias and ``<alias>-next`` point now, with each index's snapshot floor.
+
+    One request (``GET <alias>,<alias>-next`` resolves both aliases to their indices);
+    writers call it at least every ``NEXT_ALIAS_CHECK_SECONDS`` (docs/versioning.md).
+    """
+    next_alias = next_alias_name(alias)
+    params = {
+        "ignore_unavailable": "true",
+        "allow_no_indices": "true",
+        "filter_path": "*.aliases,*.mappings._meta",
+    }
+    try:
+        found = client.indices.get(index=f"{alias},{next_alias}", params=params)
+    except os_exc.ConnectionError as e:
+        raise IndexAdminError(f"cannot reach OpenSearch to read where {alias!r} points: {e.error}") from e
+    except os_exc.TransportError as e:
+        raise IndexAdminError(f"cannot read where {alias!r} points: {e.error}", _status(e)) from e
+    found = cast(dict[str, dict[str, object]], found)
+    following = _target(found, next_alias)
+    return View(_target(found, alias), following if following.index is not None else None)
+
+
+def _target(found: dict[str, dict[str, object]], alias: str) -> Target:
+    try:
+        index = _write_index(alias, found)
+    except IndexAdminError:  # missing, or no write index: the bulk request will say so
+        return Target(alias)
+    return Target(alias, index, floor_of_mappings(found[index].get("mappings")))
+
+
 # -- backfill: a new index beside the live one, then an atomic swap ---------------------------
 
 
@@ -150,12 +185,14 @@ def _indices_of(client: OpenSearch, alias: str) -> list[str]:
 
 
 def create_backfill_index(
-    client: OpenSearch, alias: str, template_path: Path, stamp: str
+    client: OpenSearch, alias: str, template_path: Path, stamp: str, *, floor: int | None = None
 ) -> dict[str, object]:
     """Create ``<alias>-<stamp>`` for a backfill and point ``<alias>-next`` at it.
 
     Backfill-friendly settings (no replicas, no refresh) until :func:`finalize_backfill`.
-    The live alias is not touched. Fails when a backfill already holds the next alias.
+    ``floor`` (epoch seconds) goes into the mapping's ``_meta`` in the same call, so no
+    writer ever sees the next alias without it (ddbsync.floors). The live alias is not
+    touched. Fails when a backfill already holds the next alias.
     """
     next_alias = next_alias_name(alias)
     try:
@@ -171,9 +208,13 @@ def create_backfill_index(
         index_settings["number_of_replicas"] = 0
         index_settings["refresh_interval"] = "-1"
         new_index = f"{alias}-{stamp}"
+        mappings = dict(cast(dict[str, object], template["mappings"]))
+        if floor is not None:
+            meta = mappings.get("_meta")
+            mappings["_meta"] = {**(meta if isinstance(meta, dict) else {}), **floor_meta(floor)}
         body = {
             "settings": settings,
-            "mappings": template["mappings"],
+            "mappings": mappings,
             "aliases": {next_alias: {"is_write_index": True}},
         }
         client.indices.create(index=new_index, body=body)
