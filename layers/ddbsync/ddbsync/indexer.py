@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from opensearchpy import exceptions as os_exc
 
 from ddbsync.aws import sqs_client
 from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.config import Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
 from ddbsync.errors import DeadLetterError, IndexAdminError, RecordError
+from ddbsync.floors import Target, View
 from ddbsync.gcpause import paused_gc
-from ddbsync.index_admin import ensure_index, next_alias_name
+from ddbsync.index_admin import ensure_index, next_alias_name, read_view
 from ddbsync.mapping import (
     Change,
     Poison,
@@ -37,6 +37,7 @@ from ddbsync.observability import logger, metrics, tracer
 from ddbsync.opensearch import build_client
 from ddbsync.sending import send
 from ddbsync.transport import OpenSearchTransport, Transport
+from ddbsync.versioning import floor_version
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -88,27 +89,36 @@ class StreamIndexer:
         self.sleep = sleep
         self.clock = clock
         self._index_ready = not settings.manage_index or client is None
-        self.monotonic = time.monotonic
         self._next_alias = next_alias_name(settings.index_alias)
-        self._next_exists = False
-        self._next_checked_at = float("-inf")
+        self._view = View(Target(settings.index_alias))
+        self._view_read_at = float("-inf")  # wall clock: a frozen container must not trust an old view
 
     def targets(self) -> list[str]:
         """The live alias, plus the backfill's next alias while it exists (DESIGN.md)."""
-        alias = self.settings.index_alias
-        return [alias, self._next_alias] if self._next_alias_exists() else [alias]
+        return self._view_for([]).aliases
 
-    def _next_alias_exists(self, *, force: bool = False) -> bool:
+    def _view_for(self, changes: Sequence[Change]) -> View:
+        """Where to write ``changes``, and the floors there (docs/versioning.md, "Snapshot floors").
+
+        Read again once older than NEXT_ALIAS_CHECK_SECONDS, and before sending an index
+        write below a floor already known: the alias may have been swapped to that index
+        since the last read. Raises IndexAdminError when it cannot be read.
+        """
         if self.client is None:
-            return False
-        now = self.monotonic()
-        if force or now - self._next_checked_at >= self.settings.next_alias_check_seconds:
-            try:
-                self._next_exists = bool(self.client.indices.exists_alias(name=self._next_alias))
-                self._next_checked_at = now
-            except os_exc.TransportError as e:  # keep the last answer; the bulk will tell
-                logger.warning("cannot check the backfill alias", extra={"reason": str(e.error)})
-        return self._next_exists
+            return self._view
+        floor = self._view.highest_floor()
+        lowest = None if floor is None else floor_version(floor)
+        late = lowest is not None and any(c.op == "index" and c.version < lowest for c in changes)
+        if late or self.clock() - self._view_read_at >= self.settings.next_alias_check_seconds:
+            return self._read_view()
+        return self._view
+
+    def _read_view(self) -> View:
+        assert self.client is not None
+        started = self.clock()
+        self._view = read_view(self.client, self.settings.index_alias)
+        self._view_read_at = started
+        return self._view
 
     def _drop_writes_to_a_finished_backfill(self, report: SendReport) -> None:
         """A backfill that finished removes the next alias: writes to it are moot, not failures."""
@@ -116,17 +126,37 @@ class StreamIndexer:
             w for w in report.writes
             if w.target == self._next_alias and w.result is not None and w.result.status == 404
         ]
-        if missing and not self._next_alias_exists(force=True):
-            gone = {id(w) for w in missing}
-            report.writes = [w for w in report.writes if id(w) not in gone]
+        if not missing or self.client is None:
+            return
+        try:
+            gone = self._read_view().next is None
+        except IndexAdminError as e:  # keep them unsent: retried later
+            logger.warning("cannot check the backfill alias", extra={"reason": str(e)})
+            return
+        if gone:
+            ids = {id(w) for w in missing}
+            report.writes = [w for w in report.writes if id(w) not in ids]
 
-    def _send(self, writes: list[Write], deadline: Deadline) -> SendReport:
-        return send(self.settings, writes, self.transport, deadline, sleep=self.sleep)
+    def _send(self, writes: list[Write], deadline: Deadline, view: View) -> SendReport:
+        reread = self._read_view if self.client is not None else None
+        return send(
+            self.settings, writes, self.transport, deadline, view=view, reread=reread, sleep=self.sleep
+        )
 
     def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
         """Decode the surviving changes (poison images go to ``poison``) and send them."""
         ready = [c if c.op != "index" else materialize_newest(c, poison) for c in changes]
-        report = self._send(make_writes([c for c in ready if c is not None], self.targets()), deadline)
+        alive = [c for c in ready if c is not None]
+        try:
+            view = self._view_for(alive)
+        except IndexAdminError as e:
+            logger.warning("cannot read where the aliases point; the batch will be retried",
+                           extra={"reason": str(e)})
+            writes = make_writes(alive, [self.settings.index_alias])
+            for write in writes:
+                write.result = WriteResult(Outcome.UNSENT, e.status, "targets_unknown", str(e))
+            return SendReport(writes)
+        report = self._send(make_writes(alive, view.aliases), deadline, view)
         self._drop_writes_to_a_finished_backfill(report)
         return report
 
