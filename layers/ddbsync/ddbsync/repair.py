@@ -322,8 +322,9 @@ def _chunk_deadline(seconds: float) -> Deadline:
 def _targets(client: OpenSearch, alias: str) -> View:
     """Where the repair writes now: the live alias, and ``<alias>-next`` while a backfill runs.
 
-    Read before every chunk: a repair runs for as long as its export takes, and every record
-    it writes is older than any floor a backfill sets meanwhile (docs/versioning.md).
+    Read before every chunk and again after it: a repair runs for as long as its export
+    takes, a chunk's retries may last minutes, and every record it writes is older than
+    any floor a backfill sets meanwhile (docs/versioning.md, "Snapshot floors").
     """
     try:
         return read_view(client, alias)
@@ -358,7 +359,7 @@ def _apply_file(
         view = _targets(client, alias)
         report = send(
             settings, make_writes(changes, view.aliases), transport, _chunk_deadline(CHUNK_BUDGET_S),
-            view=view, reread=lambda: read_view(client, alias),
+            view=view, reread=lambda: read_view(client, alias), always_reread=True,
         )  # fmt: skip
         for write in report.writes:
             result = write.result

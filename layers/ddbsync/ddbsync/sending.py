@@ -28,14 +28,17 @@ def send(
     *,
     view: View | None = None,
     reread: Callable[[], View] | None = None,
+    always_reread: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendReport:
     """:func:`ddbsync.bulk.send_writes` with ``settings``' limits and the exact conflict resolver.
 
     With ``view`` (the targets and their floors, as read before the writes were made),
     index writes below a target's floor are refused, not sent. With ``reread`` too, the
-    targets are read again after writing whenever a write was refused or a backfill is
-    running, and :func:`ddbsync.floors.check_after_writing` runs on the new view.
+    targets are read again after writing whenever a write was refused, a backfill is
+    running, or ``always_reread`` (a writer whose requests may outlast a backfill's
+    wait, such as repair), and :func:`ddbsync.floors.check_after_writing` runs on the
+    new view.
     """
     to_send, refused = (writes, []) if view is None else refuse_below_floors(writes, view)
     report = send_writes(
@@ -52,7 +55,7 @@ def send(
     )
     if view is None:
         return report
-    if reread is not None and (refused or view.next is not None):
+    if reread is not None and (refused or view.next is not None or always_reread):
         try:
             after = reread()
         except IndexAdminError as e:
