@@ -231,6 +231,29 @@ def test_a_pre_floor_tombstone_does_not_let_an_older_insert_through(
     assert backfilled.stored("x|1")["_ddbsync"]["deleted"] is True  # type: ignore[index]
 
 
+def test_a_document_a_writer_left_below_the_floor_is_undone_when_its_change_comes_again(
+    backfilled: FloorWorld, dlq_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A late insert landed through an alias swapped while the request was in flight, and
+    # the writer died before it could check: x is searchable in the backfilled index.
+    # Lambda delivers the batch again (here: the replay of the same record).
+    f = RecordFactory()
+    second = backfilled.floor() - 20
+    insert = f.record("INSERT", "x", "1", {"n": 1}, created=second)
+    meta = {"seq": insert["dynamodb"]["SequenceNumber"].zfill(40), "ts": second, "source": "stream"}
+    backfilled.os_client.index(
+        index=backfilled.alias, id="x|1", body={"pk": "x", "sk": "1", "n": 1, "_ddbsync": meta},
+        params={"version": second << 20, "version_type": "external"},
+    )  # fmt: skip
+    assert "x|1" in backfilled.searchable()
+
+    replay_letters(dlq_url, insert)
+
+    assert "records replayed 0, stale 1" in capsys.readouterr().out
+    assert "x|1" not in backfilled.searchable()
+    assert backfilled.stored("x|1")["_ddbsync"]["deleted"] is True  # type: ignore[index]
+
+
 # ---------------------------------------------------------------- a writer's stale view
 
 

@@ -28,7 +28,7 @@ from ddbsync.bulk import Deadline, Outcome, Write, WriteResult
 from ddbsync.mapping import META_FIELD
 from ddbsync.observability import logger
 from ddbsync.transport import StoredMeta, Transport, TransportError
-from ddbsync.versioning import Ordering, floor_version, second_of
+from ddbsync.versioning import floor_version, second_of
 
 __all__ = [
     "FLOOR_REASON",
@@ -161,11 +161,13 @@ def _tombstone_below_floor(
     metas = transport.mget(target, ids, deadline.request_timeout_s())
     if len(metas) != len(ids):
         raise TransportError("mget answered with a different number of documents")
+    # The compare-and-set bumps the version by one: it must stay below the floor, where the
+    # snapshot's own item (if the export is still being written) will still outrank it.
     lowest = floor_version(floor)
     lines = [
         _cas_tombstone(target, doc_id, meta)
         for doc_id, meta in zip(ids, metas, strict=True)
-        if meta.found and not meta.deleted and meta.version < lowest and Ordering.can_bump(meta.version)
+        if meta.found and not meta.deleted and meta.version + 1 < lowest
     ]
     if not lines:
         return
