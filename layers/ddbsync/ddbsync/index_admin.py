@@ -139,18 +139,20 @@ def _write_index(alias: str, found: dict[str, dict[str, object]]) -> str:
     raise IndexAdminError(f"alias {alias!r} points at {len(holders)} indices and none is the write index")
 
 
-def read_view(client: OpenSearch, alias: str) -> View:
+def read_view(client: OpenSearch, alias: str, timeout_s: float | None = None) -> View:
     """Where the live alias and ``<alias>-next`` point now, with each index's snapshot floor.
 
     One request (``GET <alias>,<alias>-next`` resolves both aliases to their indices);
     writers call it at least every ``NEXT_ALIAS_CHECK_SECONDS`` (docs/versioning.md).
     """
     next_alias = next_alias_name(alias)
-    params = {
+    params: dict[str, object] = {
         "ignore_unavailable": "true",
         "allow_no_indices": "true",
         "filter_path": "*.aliases,*.mappings._meta",
     }
+    if timeout_s is not None:
+        params["request_timeout"] = timeout_s
     try:
         found = client.indices.get(index=f"{alias},{next_alias}", params=params)
     except os_exc.ConnectionError as e:

@@ -9,6 +9,7 @@ configuration, or safely in the DLQ.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,7 +98,7 @@ class StreamIndexer:
         """The live alias, plus the backfill's next alias while it exists (DESIGN.md)."""
         return self._view_for([]).aliases
 
-    def _view_for(self, changes: Sequence[Change]) -> View:
+    def _view_for(self, changes: Sequence[Change], timeout_s: float | None = None) -> View:
         """Where to write ``changes``, and the floors there (docs/versioning.md, "Snapshot floors").
 
         Read again once older than NEXT_ALIAS_CHECK_SECONDS, and before sending an index
@@ -110,13 +111,13 @@ class StreamIndexer:
         lowest = None if floor is None else floor_version(floor)
         late = lowest is not None and any(c.op == "index" and c.version < lowest for c in changes)
         if late or self.clock() - self._view_read_at >= self.settings.next_alias_check_seconds:
-            return self._read_view()
+            return self._read_view(timeout_s)
         return self._view
 
-    def _read_view(self) -> View:
+    def _read_view(self, timeout_s: float | None = None) -> View:
         assert self.client is not None
         started = self.clock()
-        self._view = read_view(self.client, self.settings.index_alias)
+        self._view = read_view(self.client, self.settings.index_alias, timeout_s)
         self._view_read_at = started
         return self._view
 
@@ -147,18 +148,38 @@ class StreamIndexer:
         """Decode the surviving changes (poison images go to ``poison``) and send them."""
         ready = [c if c.op != "index" else materialize_newest(c, poison) for c in changes]
         alive = [c for c in ready if c is not None]
-        try:
-            view = self._view_for(alive)
-        except IndexAdminError as e:
+        view, retries = self._view_within(alive, deadline)
+        if isinstance(view, IndexAdminError):
             logger.warning("cannot read where the aliases point; the batch will be retried",
-                           extra={"reason": str(e)})
+                           extra={"reason": str(view)})  # fmt: skip
             writes = make_writes(alive, [self.settings.index_alias])
             for write in writes:
-                write.result = WriteResult(Outcome.UNSENT, e.status, "targets_unknown", str(e))
-            return SendReport(writes)
+                write.result = WriteResult(Outcome.UNSENT, view.status, "targets_unknown", str(view))
+            return SendReport(writes, retries=retries, stopped_early=True)
         report = self._send(make_writes(alive, view.aliases), deadline, view)
+        report.retries += retries
         self._drop_writes_to_a_finished_backfill(report)
         return report
+
+    def _view_within(
+        self, changes: Sequence[Change], deadline: Deadline
+    ) -> tuple[View | IndexAdminError, int]:
+        """:meth:`_view_for` retried with the bulk's backoff until the deadline: (view or error, retries).
+
+        Writing with an unknown view could miss the next alias or a floor, so nothing is
+        written without one (docs/versioning.md, "Snapshot floors").
+        """
+        s = self.settings
+        attempt = 0
+        while True:
+            try:
+                return self._view_for(changes, deadline.request_timeout_s()), attempt
+            except IndexAdminError as e:
+                delay = random.random() * min(s.retry_max_ms, s.retry_base_ms * 2**attempt) / 1000
+                if deadline.left_s() <= delay:
+                    return e, attempt
+                self.sleep(delay)
+                attempt += 1
 
     @paused_gc()  # decoding a batch makes no cycles; see ddbsync.gcpause
     def process(self, records: Sequence[StreamRecord], remaining_ms: Callable[[], int]) -> BatchResult:
