@@ -103,13 +103,16 @@ def below_floor(write: Write, floor: int | None) -> bool:
 
 def refuse_below_floors(writes: list[Write], view: View) -> tuple[list[Write], list[Write]]:
     """Split ``writes`` into (to send, refused); refused writes are STALE and never sent."""
-    floors = {t.alias: t.floor for t in view.targets if t.floor is not None}
-    if not floors:
+    lowest = {t.alias: floor_version(t.floor) for t in view.targets if t.floor is not None}
+    if not lowest:
+        return writes, []
+    # Live traffic after a backfill passes every floor: one cheap pass finds that out.
+    if all(w.change.version >= lowest.get(w.target, 0) or w.change.op != "index" for w in writes):
         return writes, []
     to_send: list[Write] = []
     refused: list[Write] = []
     for write in writes:
-        if below_floor(write, floors.get(write.target)):
+        if write.change.op == "index" and write.change.version < lowest.get(write.target, 0):
             write.result = _FLOOR_RESULT
             refused.append(write)
         else:
