@@ -12,6 +12,7 @@ from ddbsync.backfill_files import BackfillFileError, index_items
 from ddbsync.bulk import Deadline
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.errors import IndexAdminError
+from ddbsync.floors import Target, View
 from ddbsync.index_admin import abort_backfill, create_backfill_index, ensure_index, finalize_backfill
 from ddbsync.indexer import make_handler
 from ddbsync.transport import OpenSearchTransport
@@ -96,8 +97,9 @@ def test_a_backfill_beside_live_changes_ends_equal_to_the_table(
     assert searchable(os_client, alias) == {f"{k}|1": {"pk": k, "sk": "1", "n": n} for k, n in table.items()}
     # After the swap the next alias is gone; a container that still thinks it exists
     # drops those writes instead of failing the batch.
-    handler.indexer._next_exists = True  # type: ignore[attr-defined]
-    handler.indexer._next_checked_at = time.monotonic() + 3600  # type: ignore[attr-defined]
+    stale = View(Target(alias, old_index), Target(str(prepared["next_alias"]), new_index))
+    handler.indexer._view = stale  # type: ignore[attr-defined]
+    handler.indexer._view_read_at = time.time() + 3600  # type: ignore[attr-defined]
     result = handler(event([f.record("MODIFY", "k0", "1", {"n": 7}, created=T0 + 9)]), FakeContext())
     assert result == {"batchItemFailures": []}
     assert searchable(os_client, alias)["k0|1"]["n"] == 7

@@ -9,7 +9,9 @@ own iteration state). Failures raise; the state machine catches them and runs
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -33,7 +35,15 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from opensearchpy import OpenSearch
 
-__all__ = ["AwsExports", "Backfill", "BackfillError", "BackfillSettings", "Exports", "handler"]
+__all__ = [
+    "AwsExports",
+    "Backfill",
+    "BackfillError",
+    "BackfillSettings",
+    "Exports",
+    "handler",
+    "snapshot_floor",
+]
 
 State = dict[str, Any]
 
@@ -159,6 +169,23 @@ class AwsExports:
         return describe_export(self.dynamodb, export_arn, BackfillError)
 
 
+# Time allowed for the create call that makes the next alias visible: the floor is at least
+# this much (plus the dual-write wait) after prepare starts, and prepare checks it was enough.
+CREATE_ALLOWANCE_S = 1.0
+# How early StartExport may run and still just wait for the floor (Wait states are not exact).
+FLOOR_SLACK_S = 5.0
+
+
+def snapshot_floor(prepare_started: float, wait_seconds: int) -> int:
+    """The new index's floor F (docs/versioning.md, "Snapshot floors").
+
+    A whole second at least ``CREATE_ALLOWANCE_S + wait_seconds`` after prepare starts: once
+    the next alias exists, every indexer sees it within NEXT_ALIAS_CHECK_SECONDS (at most the
+    wait), so every change of second F or later reaches the new index.
+    """
+    return math.ceil(prepare_started + CREATE_ALLOWANCE_S) + wait_seconds
+
+
 def _epoch(value: object) -> float:
     if isinstance(value, dt.datetime):
         return value.timestamp()
@@ -179,6 +206,7 @@ class Backfill:
         s3: S3Client,
         exports: Exports,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.bs = bs
@@ -186,6 +214,7 @@ class Backfill:
         self.s3 = s3
         self.exports = exports
         self.now = now
+        self.sleep = sleep
         self.actions: dict[str, Callable[[Mapping[str, Any], Callable[[], int]], Any]] = {
             "prepare": self.prepare,
             "start_export": self.start_export,
@@ -210,21 +239,59 @@ class Backfill:
         return dict(state) if isinstance(state, Mapping) else {}
 
     def prepare(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        """Create the new index with its snapshot floor and the next alias (docs/backfill.md)."""
         state = self._state(event)
-        stamp = self.now().strftime("%Y%m%d%H%M%S")
+        wait, check = self.bs.dual_write_wait_seconds, self.settings.next_alias_check_seconds
+        if check > wait:
+            raise BackfillError(
+                f"DUAL_WRITE_WAIT_SECONDS ({wait}) is shorter than NEXT_ALIAS_CHECK_SECONDS ({check}): "
+                "stream indexers could miss the new index after the export time; raise the wait "
+                "(the backfill function's NEXT_ALIAS_CHECK_SECONDS must equal the indexer's)"
+            )
+        started = self.now()
+        floor = snapshot_floor(started.timestamp(), wait)
+        alias, stamp = self.settings.index_alias, started.strftime("%Y%m%d%H%M%S")
         state.update(
-            create_backfill_index(self.client, self.settings.index_alias, self.settings.index_template, stamp)
+            create_backfill_index(self.client, alias, self.settings.index_template, stamp, floor=floor)
         )
-        state["wait_seconds"] = self.bs.dual_write_wait_seconds
+        ready = self.now().timestamp()
+        if ready + check > floor:
+            # A writer may not see the next alias before the floor: drop the index now (the
+            # state machine's Abort would not know its name) and let the execution fail.
+            abort_backfill(self.client, alias, str(state["new_index"]))
+            raise BackfillError(
+                f"creating {state['new_index']} took {ready - started.timestamp():.1f} s, too long for "
+                f"its floor {floor}; nothing was kept: start the backfill again"
+            )
+        state["floor"] = floor
+        state["wait_seconds"] = max(0, math.ceil(floor - ready))
         return state
 
     def start_export(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        """Start the export, never at a time before the new index's floor."""
         state = self._state(event)
+        floor = state.get("floor")
+        if isinstance(floor, int):
+            early = floor - self.now().timestamp()
+            if early > FLOOR_SLACK_S:
+                raise BackfillError(
+                    f"StartExport ran {early:.1f} s before the new index's floor {floor}: the export "
+                    "would miss changes that reach the new index by no other way (did WaitForDualWrite "
+                    "wait wait_seconds?)"
+                )
+            if early > 0:
+                self.sleep(early)  # Wait states are not exact to the second
         # One token per backfill: a retried StartExport does not start a second export.
         token = f"ddbsync-{state.get('new_index', 'backfill')}"[:64]
         description = self.exports.start(self.bs, token)
+        export_time = _epoch(description.get("ExportTime"))
+        if isinstance(floor, int) and export_time < floor:
+            raise BackfillError(
+                f"the export's time {export_time} is before the new index's floor {floor}: "
+                "changes between them could be lost; start the backfill again"
+            )
         state["export_arn"] = description["ExportArn"]
-        state["export_time"] = _epoch(description.get("ExportTime"))
+        state["export_time"] = export_time
         return state
 
     def describe_export(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:

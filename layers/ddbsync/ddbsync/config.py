@@ -38,7 +38,9 @@ class Settings:
     ``RECORD_DLQ_URL``, ``TTL_REMOVES`` (delete|keep), ``BULK_MAX_BYTES``,
     ``BULK_MAX_ACTIONS``, ``MAX_DOCUMENT_BYTES``, ``TIMEOUT_MARGIN_MS``, ``RETRY_BASE_MS``,
     ``RETRY_MAX_MS``, ``INDEX_TEMPLATE``, ``MANAGE_INDEX`` (true|false),
-    ``NEXT_ALIAS_CHECK_SECONDS`` (how stale the backfill dual-write check may be),
+    ``NEXT_ALIAS_CHECK_SECONDS`` (how old a writer's view of where the live and next aliases
+    point, with the indices' snapshot floors, may get; a backfill's DUAL_WRITE_WAIT_SECONDS
+    must be at least this, and the backfill function checks it against its own value),
     ``DEAD_LETTER_BUCKET`` (S3 bucket for dead letters too big for SQS) and
     ``DEAD_LETTER_KMS_KEY_ID`` (encrypt those objects with this KMS key).
     """

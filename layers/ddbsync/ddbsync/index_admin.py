@@ -16,6 +16,7 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
 from ddbsync.errors import IndexAdminError
+from ddbsync.floors import Target, View, floor_meta, floor_of_mappings
 from ddbsync.mapping import META_FIELD
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "finalize_backfill",
     "load_template",
     "next_alias_name",
+    "read_view",
     "tombstone_filter",
 ]
 
@@ -66,30 +68,31 @@ def _status(e: os_exc.TransportError) -> int | None:
 def ensure_index(client: OpenSearch, alias: str, template_path: Path) -> str:
     """Make sure ``alias`` exists with the template's mapping; return the index it writes to.
 
-    Creates ``<alias>-000001`` with the alias (filtered, write index) when the
-    alias is missing; otherwise applies the template's mapping to the write
-    index (adding fields is idempotent; a conflicting change fails loudly).
+    Creates ``<alias>-000001`` with the alias (filtered, write index) when the name is
+    free; otherwise applies the template's mapping to the write index (adding fields is
+    idempotent; a conflicting change fails loudly). Safe when several containers start at
+    once: whoever creates the index, every caller then reads what the name is.
     """
     template = load_template(template_path)
     try:
-        if client.indices.exists_alias(name=alias):
-            index = _write_index(client, alias)
-            client.indices.put_mapping(index=index, body=template["mappings"])
-            return index
-        if client.indices.exists(index=alias):
+        found = _aliases_of(client, alias)
+        if found is None:
+            _create_first_index(client, alias, template)
+            found = _aliases_of(client, alias)
+        if found is None:
+            raise IndexAdminError(
+                f"{alias}-000001 exists but the alias {alias!r} does not point at it: add the alias "
+                f"to the index that should serve (POST _aliases) or delete {alias}-000001"
+            )
+        if alias in found:  # the name is a concrete index, not an alias
             raise IndexAdminError(
                 f"{alias!r} is an index, not an alias: point INDEX_ALIAS at an alias "
                 f"(ddbsync creates {alias}-000001 and the alias when neither exists)"
             )
-        index = f"{alias}-000001"
-        body = dict(template)
-        body["aliases"] = {alias: {"is_write_index": True, "filter": tombstone_filter()}}
-        try:
-            client.indices.create(index=index, body=body)
-        except os_exc.RequestError as e:
-            if e.error != "resource_already_exists_exception":
-                raise
-            # Another cold start created it at the same moment: fine.
+        index = _write_index(alias, found)
+        # Never through _meta: it holds a backfilled index's snapshot floor (ddbsync.floors).
+        mappings = {k: v for k, v in cast(dict[str, object], template["mappings"]).items() if k != "_meta"}
+        client.indices.put_mapping(index=index, body=mappings)
         return index
     except os_exc.ConnectionError as e:
         raise IndexAdminError(f"cannot reach OpenSearch to prepare {alias!r}: {e.error}") from e
@@ -97,15 +100,76 @@ def ensure_index(client: OpenSearch, alias: str, template_path: Path) -> str:
         raise IndexAdminError(f"cannot prepare index for {alias!r}: {e.error} {e.info}", _status(e)) from e
 
 
-def _write_index(client: OpenSearch, alias: str) -> str:
-    info = client.indices.get_alias(name=alias)
-    indices = list(info)
-    if len(indices) == 1:
-        return str(indices[0])
-    for index, body in info.items():
-        if body.get("aliases", {}).get(alias, {}).get("is_write_index"):
-            return str(index)
-    raise IndexAdminError(f"alias {alias!r} points at {len(indices)} indices and none is the write index")
+def _aliases_of(client: OpenSearch, name: str) -> dict[str, dict[str, object]] | None:
+    """``GET <name>/_alias``: the indices ``name`` resolves to, with their aliases; None if free.
+
+    A concrete index answers under its own name, an alias under the names of the indices
+    it points at: one request tells the two apart.
+    """
+    try:
+        return cast(dict[str, dict[str, object]], client.indices.get_alias(index=name))
+    except os_exc.NotFoundError:
+        return None
+
+
+def _create_first_index(client: OpenSearch, alias: str, template: dict[str, object]) -> None:
+    body = dict(template)
+    body["aliases"] = {alias: {"is_write_index": True, "filter": tombstone_filter()}}
+    try:
+        client.indices.create(index=f"{alias}-000001", body=body)
+    except os_exc.RequestError as e:
+        if e.error != "resource_already_exists_exception":
+            raise
+        # Another container created it first (with the alias, in the same call): fine.
+
+
+def _alias_map(body: object) -> dict[str, dict[str, object]]:
+    aliases = body.get("aliases") if isinstance(body, dict) else None
+    return aliases if isinstance(aliases, dict) else {}
+
+
+def _write_index(alias: str, found: dict[str, dict[str, object]]) -> str:
+    """The index ``alias`` writes to, from a ``GET _alias`` or ``GET <index>`` answer."""
+    holders = [index for index, body in found.items() if alias in _alias_map(body)]
+    if len(holders) == 1:
+        return holders[0]
+    for index in holders:
+        if _alias_map(found[index])[alias].get("is_write_index"):
+            return index
+    raise IndexAdminError(f"alias {alias!r} points at {len(holders)} indices and none is the write index")
+
+
+def read_view(client: OpenSearch, alias: str, timeout_s: float | None = None) -> View:
+    """Where the live alias and ``<alias>-next`` point now, with each index's snapshot floor.
+
+    One request (``GET <alias>,<alias>-next`` resolves both aliases to their indices);
+    writers call it at least every ``NEXT_ALIAS_CHECK_SECONDS`` (docs/versioning.md).
+    """
+    next_alias = next_alias_name(alias)
+    params: dict[str, object] = {
+        "ignore_unavailable": "true",
+        "allow_no_indices": "true",
+        "filter_path": "*.aliases,*.mappings._meta",
+    }
+    if timeout_s is not None:
+        params["request_timeout"] = timeout_s
+    try:
+        found = client.indices.get(index=f"{alias},{next_alias}", params=params)
+    except os_exc.ConnectionError as e:
+        raise IndexAdminError(f"cannot reach OpenSearch to read where {alias!r} points: {e.error}") from e
+    except os_exc.TransportError as e:
+        raise IndexAdminError(f"cannot read where {alias!r} points: {e.error}", _status(e)) from e
+    found = cast(dict[str, dict[str, object]], found)
+    following = _target(found, next_alias)
+    return View(_target(found, alias), following if following.index is not None else None)
+
+
+def _target(found: dict[str, dict[str, object]], alias: str) -> Target:
+    try:
+        index = _write_index(alias, found)
+    except IndexAdminError:  # missing, or no write index: the bulk request will say so
+        return Target(alias)
+    return Target(alias, index, floor_of_mappings(found[index].get("mappings")))
 
 
 # -- backfill: a new index beside the live one, then an atomic swap ---------------------------
@@ -123,12 +187,14 @@ def _indices_of(client: OpenSearch, alias: str) -> list[str]:
 
 
 def create_backfill_index(
-    client: OpenSearch, alias: str, template_path: Path, stamp: str
+    client: OpenSearch, alias: str, template_path: Path, stamp: str, *, floor: int | None = None
 ) -> dict[str, object]:
     """Create ``<alias>-<stamp>`` for a backfill and point ``<alias>-next`` at it.
 
     Backfill-friendly settings (no replicas, no refresh) until :func:`finalize_backfill`.
-    The live alias is not touched. Fails when a backfill already holds the next alias.
+    ``floor`` (epoch seconds) goes into the mapping's ``_meta`` in the same call, so no
+    writer ever sees the next alias without it (ddbsync.floors). The live alias is not
+    touched. Fails when a backfill already holds the next alias.
     """
     next_alias = next_alias_name(alias)
     try:
@@ -144,9 +210,13 @@ def create_backfill_index(
         index_settings["number_of_replicas"] = 0
         index_settings["refresh_interval"] = "-1"
         new_index = f"{alias}-{stamp}"
+        mappings = dict(cast(dict[str, object], template["mappings"]))
+        if floor is not None:
+            meta = mappings.get("_meta")
+            mappings["_meta"] = {**(meta if isinstance(meta, dict) else {}), **floor_meta(floor)}
         body = {
             "settings": settings,
-            "mappings": template["mappings"],
+            "mappings": mappings,
             "aliases": {next_alias: {"is_write_index": True}},
         }
         client.indices.create(index=new_index, body=body)

@@ -10,13 +10,13 @@ configuration, or safely in the DLQ.
 from __future__ import annotations
 
 import enum
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
-from opensearchpy import exceptions as os_exc
 
 from ddbsync.aws import sqs_client
 from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
@@ -24,8 +24,9 @@ from ddbsync.config import Settings
 from ddbsync.conflicts import SUPERSEDED
 from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
 from ddbsync.errors import DdbsyncError, DeadLetterError, IndexAdminError, RecordError
+from ddbsync.floors import Target, View
 from ddbsync.gcpause import paused_gc
-from ddbsync.index_admin import ensure_index, next_alias_name
+from ddbsync.index_admin import ensure_index, next_alias_name, read_view
 from ddbsync.mapping import (
     Change,
     Poison,
@@ -39,6 +40,7 @@ from ddbsync.observability import logger, metrics, tracer
 from ddbsync.opensearch import build_client
 from ddbsync.sending import send
 from ddbsync.transport import OpenSearchTransport, Transport
+from ddbsync.versioning import floor_version
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -160,27 +162,36 @@ class StreamIndexer:
         self.sleep = sleep
         self.clock = clock
         self._index_ready = not settings.manage_index or client is None
-        self.monotonic = time.monotonic
         self._next_alias = next_alias_name(settings.index_alias)
-        self._next_exists = False
-        self._next_checked_at = float("-inf")
+        self._view = View(Target(settings.index_alias))
+        self._view_read_at = float("-inf")  # wall clock: a frozen container must not trust an old view
 
     def targets(self) -> list[str]:
         """The live alias, plus the backfill's next alias while it exists (DESIGN.md)."""
-        alias = self.settings.index_alias
-        return [alias, self._next_alias] if self._next_alias_exists() else [alias]
+        return self._view_for([]).aliases
 
-    def _next_alias_exists(self, *, force: bool = False) -> bool:
+    def _view_for(self, changes: Sequence[Change], timeout_s: float | None = None) -> View:
+        """Where to write ``changes``, and the floors there (docs/versioning.md, "Snapshot floors").
+
+        Read again once older than NEXT_ALIAS_CHECK_SECONDS, and before sending an index
+        write below a floor already known: the alias may have been swapped to that index
+        since the last read. Raises IndexAdminError when it cannot be read.
+        """
         if self.client is None:
-            return False
-        now = self.monotonic()
-        if force or now - self._next_checked_at >= self.settings.next_alias_check_seconds:
-            try:
-                self._next_exists = bool(self.client.indices.exists_alias(name=self._next_alias))
-                self._next_checked_at = now
-            except os_exc.TransportError as e:  # keep the last answer; the bulk will tell
-                logger.warning("cannot check the backfill alias", extra={"reason": str(e.error)})
-        return self._next_exists
+            return self._view
+        floor = self._view.highest_floor()
+        lowest = None if floor is None else floor_version(floor)
+        late = lowest is not None and any(c.op == "index" and c.version < lowest for c in changes)
+        if late or self.clock() - self._view_read_at >= self.settings.next_alias_check_seconds:
+            return self._read_view(timeout_s)
+        return self._view
+
+    def _read_view(self, timeout_s: float | None = None) -> View:
+        assert self.client is not None
+        started = self.clock()
+        self._view = read_view(self.client, self.settings.index_alias, timeout_s)
+        self._view_read_at = started
+        return self._view
 
     def _drop_writes_to_a_finished_backfill(self, report: SendReport) -> None:
         """A backfill that finished removes the next alias: writes to it are moot, not failures."""
@@ -188,19 +199,59 @@ class StreamIndexer:
             w for w in report.writes
             if w.target == self._next_alias and w.result is not None and w.result.status == 404
         ]
-        if missing and not self._next_alias_exists(force=True):
-            gone = {id(w) for w in missing}
-            report.writes = [w for w in report.writes if id(w) not in gone]
+        if not missing or self.client is None:
+            return
+        try:
+            gone = self._read_view().next is None
+        except IndexAdminError as e:  # keep them unsent: retried later
+            logger.warning("cannot check the backfill alias", extra={"reason": str(e)})
+            return
+        if gone:
+            ids = {id(w) for w in missing}
+            report.writes = [w for w in report.writes if id(w) not in ids]
 
-    def _send(self, writes: list[Write], deadline: Deadline) -> SendReport:
-        return send(self.settings, writes, self.transport, deadline, sleep=self.sleep)
+    def _send(self, writes: list[Write], deadline: Deadline, view: View) -> SendReport:
+        reread = self._read_view if self.client is not None else None
+        return send(
+            self.settings, writes, self.transport, deadline, view=view, reread=reread, sleep=self.sleep
+        )
 
     def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
         """Decode the surviving changes (poison images go to ``poison``) and send them."""
         ready = [c if c.op != "index" else materialize_newest(c, poison) for c in changes]
-        report = self._send(make_writes([c for c in ready if c is not None], self.targets()), deadline)
+        alive = [c for c in ready if c is not None]
+        view, retries = self._view_within(alive, deadline)
+        if isinstance(view, IndexAdminError):
+            logger.warning("cannot read where the aliases point; the batch will be retried",
+                           extra={"reason": str(view)})  # fmt: skip
+            writes = make_writes(alive, [self.settings.index_alias])
+            for write in writes:
+                write.result = WriteResult(Outcome.UNSENT, view.status, "targets_unknown", str(view))
+            return SendReport(writes, retries=retries, stopped_early=True)
+        report = self._send(make_writes(alive, view.aliases), deadline, view)
+        report.retries += retries
         self._drop_writes_to_a_finished_backfill(report)
         return report
+
+    def _view_within(
+        self, changes: Sequence[Change], deadline: Deadline
+    ) -> tuple[View | IndexAdminError, int]:
+        """:meth:`_view_for` retried with the bulk's backoff until the deadline: (view or error, retries).
+
+        Writing with an unknown view could miss the next alias or a floor, so nothing is
+        written without one (docs/versioning.md, "Snapshot floors").
+        """
+        s = self.settings
+        attempt = 0
+        while True:
+            try:
+                return self._view_for(changes, deadline.request_timeout_s()), attempt
+            except IndexAdminError as e:
+                delay = random.random() * min(s.retry_max_ms, s.retry_base_ms * 2**attempt) / 1000
+                if deadline.left_s() <= delay:
+                    return e, attempt
+                self.sleep(delay)
+                attempt += 1
 
     @paused_gc()  # decoding a batch makes no cycles; see ddbsync.gcpause
     def process(self, records: Sequence[StreamRecord], remaining_ms: Callable[[], int]) -> BatchResult:

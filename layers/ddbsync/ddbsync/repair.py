@@ -4,7 +4,9 @@ For the day a window of stream changes never reached the index (retries exhauste
 the stream's 24 h retention passed, a disabled trigger, a bad deploy). The repair:
 
 1. checks the live alias exists (it never creates an index), and also writes to
-   ``<alias>-next`` when a backfill is running, as the stream indexer does;
+   ``<alias>-next`` when a backfill is running, as the stream indexer does (both read
+   again before every chunk, with the floors of the indices behind them: a record below
+   a backfilled index's snapshot floor never creates a document there);
 2. asks DynamoDB for an incremental export of ``[T1, T2)``
    (``ExportType=INCREMENTAL_EXPORT``, ``ExportViewType=NEW_AND_OLD_IMAGES``; the
    table needs PITR), with a ClientToken derived from the alias and the window, so a
@@ -79,11 +81,12 @@ from ddbsync.bulk import Deadline, Outcome, make_writes
 from ddbsync.config import Settings
 from ddbsync.decode import JsonValue, decode_item
 from ddbsync.docid import document_id
-from ddbsync.errors import ConfigError, DdbsyncError
+from ddbsync.errors import ConfigError, DdbsyncError, IndexAdminError
 from ddbsync.export_format import IncrementalRecord, iter_incremental
 from ddbsync.export_manifest import read_files, read_summary, summary_key_from_export
+from ddbsync.floors import View
 from ddbsync.gcpause import paused_gc
-from ddbsync.index_admin import next_alias_name
+from ddbsync.index_admin import read_view
 from ddbsync.mapping import META_FIELD, Change
 from ddbsync.sending import send
 from ddbsync.transport import OpenSearchTransport
@@ -316,16 +319,29 @@ def _chunk_deadline(seconds: float) -> Deadline:
     return Deadline(lambda: int((end - time.monotonic()) * 1000), 0)
 
 
+def _targets(client: OpenSearch, alias: str) -> View:
+    """Where the repair writes now: the live alias, and ``<alias>-next`` while a backfill runs.
+
+    Read before every chunk and again after it: a repair runs for as long as its export
+    takes, a chunk's retries may last minutes, and every record it writes is older than
+    any floor a backfill sets meanwhile (docs/versioning.md, "Snapshot floors").
+    """
+    try:
+        return read_view(client, alias)
+    except IndexAdminError as e:
+        raise RepairError(str(e)) from e
+
+
 @paused_gc()  # see ddbsync.gcpause
 def _apply_file(
     records: Iterator[tuple[int, IncrementalRecord]],
     key: str,
-    targets: list[str],
     settings: Settings,
     client: OpenSearch,
     summary: RepairSummary,
 ) -> int:
     transport = OpenSearchTransport(client)
+    alias = settings.index_alias
     lines = 0
     while chunk := list(islice(records, CHUNK_RECORDS)):
         lines = chunk[-1][0]
@@ -340,7 +356,11 @@ def _apply_file(
         summary.records += len(chunk)
         changes = _newest_per_document(mapped)
         summary.tombstones += sum(c.op == "tombstone" for c in changes)
-        report = send(settings, make_writes(changes, targets), transport, _chunk_deadline(CHUNK_BUDGET_S))
+        view = _targets(client, alias)
+        report = send(
+            settings, make_writes(changes, view.aliases), transport, _chunk_deadline(CHUNK_BUDGET_S),
+            view=view, reread=lambda: read_view(client, alias), always_reread=True,
+        )  # fmt: skip
         for write in report.writes:
             result = write.result
             if result is None or result.outcome is Outcome.UNSENT:
@@ -373,14 +393,13 @@ def run_repair(
     out = out or sys.stdout
     started = time.monotonic()
     alias = settings.index_alias
-    if not client.indices.exists_alias(name=alias):
+    view = _targets(client, alias)
+    if view.live.index is None:
         raise RepairError(f"the live alias {alias!r} does not exist: nothing to repair (run a backfill)")
-    targets = [alias]
-    if client.indices.exists_alias(name=next_alias_name(alias)):
-        targets.append(next_alias_name(alias))  # a backfill is running: keep its index in step too
     summary = RepairSummary(window)
     token = token or f"ddbsync-repair-{alias}-{window.start}-{window.end}"[:64]
-    print(f"repair {window} -> {', '.join(targets)} (incremental export, {bs.export_format})", file=out)
+    targets = ", ".join(view.aliases)
+    print(f"repair {window} -> {targets} (incremental export, {bs.export_format})", file=out)
     description = exports.start(bs, window, token)
     summary.export_arn = str(description["ExportArn"])
     print(f"   export {summary.export_arn}", file=out, flush=True)
@@ -399,7 +418,6 @@ def run_repair(
         lines = _apply_file(
             iter_incremental(body, manifest.output_format, file.key),
             file.key,
-            targets,
             settings,
             client,
             summary,

@@ -50,6 +50,7 @@ class StoredMeta:
     primary_term: int = 0
     seq: str | None = None
     source: str | None = None
+    deleted: bool = False
 
 
 class Transport(Protocol):
@@ -132,6 +133,7 @@ class OpenSearchTransport:
                     primary_term=int(doc["_primary_term"]),
                     seq=meta.get("seq"),
                     source=meta.get("source"),
+                    deleted=meta.get("deleted") is True,
                 )
             )
         return metas

@@ -14,6 +14,9 @@ A version is ``second << 20 | slot``:
   one. No per-invocation counter is involved, so nothing restarts at 0.
 * An export item (backfill) taken at time T gets ``floor(T) << 20 - 1``: below
   every change in second ``floor(T)`` or later, above every earlier change.
+* An index built from a snapshot has a *floor* F (epoch seconds): an index write whose
+  version is below :func:`floor_version` (F) may not land there (docs/versioning.md,
+  "Snapshot floors").
 
 Deletes are tombstone documents carrying their own version, so the order of a
 delete and a late stale write never depends on ``index.gc_deletes``.
@@ -29,6 +32,7 @@ __all__ = [
     "Ordering",
     "export_ordering",
     "export_version",
+    "floor_version",
     "second_of",
     "sequence_rank",
     "stream_version",
@@ -56,6 +60,16 @@ def export_version(export_time_seconds: float) -> int:
     if not export_time_seconds >= 1:
         raise ValueError("export time must be a positive epoch time")
     return stream_version(math.floor(export_time_seconds)) - 1
+
+
+def floor_version(floor_seconds: int) -> int:
+    """The lowest version an index write may have to land in an index whose floor is ``floor_seconds``.
+
+    It is the version of an export item taken at the floor itself, so the index's own
+    export items (taken at T >= F) pass, and so does every change of second F or later;
+    every change of an earlier second is below it.
+    """
+    return export_version(floor_seconds)
 
 
 def export_ordering(export_time_seconds: float) -> Ordering:

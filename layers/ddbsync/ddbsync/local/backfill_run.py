@@ -15,9 +15,10 @@ data-file readers under test are the ones that run in AWS.
 
 Waits are not slept. ``WaitForExport`` has nothing to wait for (the local export is
 complete when ``start`` returns). ``WaitForDualWrite`` exists so that every stream
-indexer container has seen ``<alias>-next`` before the export time; locally the
+indexer container has seen ``<alias>-next`` before the new index's floor; locally the
 indexer is built with ``NEXT_ALIAS_CHECK_SECONDS=0`` (it checks the alias on every
-batch), so it sees the next alias as soon as ``prepare`` has created it.
+batch), so it sees the next alias as soon as ``prepare`` has created it, and the floor
+is a second or two away: ``start_export`` waits for it itself.
 """
 
 from __future__ import annotations
@@ -393,6 +394,8 @@ def local_env(url: str, alias: str, partition_key: str, sort_key: str | None) ->
         "INDEX_ALIAS": alias,
         "PARTITION_KEY": partition_key,
         "TIMEOUT_MARGIN_MS": "0",
+        # Local indexers look for <alias>-next on every batch, so no dual-write wait is needed.
+        "NEXT_ALIAS_CHECK_SECONDS": "0",
     }
     if sort_key:
         env["SORT_KEY"] = sort_key
