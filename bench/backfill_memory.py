@@ -25,12 +25,13 @@ Each measurement runs in a fresh ``python`` subprocess (this file with ``--child
 The child reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (peak RSS, KiB on Linux).
 Rounds alternate the order of the runs. With ``--null`` the index runs use a
 transport that answers success without sending (``NullTransport``): our side's memory
-only, no OpenSearch needed. The settings are the defaults (``BULK_MAX_BYTES`` 5 MiB).
+only, no OpenSearch needed. The settings are the defaults (``BULK_MAX_BYTES`` 5 MiB, or
+``--bulk-max-bytes``).
 
 Usage (from the repository root, with OpenSearch running: scripts/opensearch.sh start)::
 
     PYTHONPATH=layers/ddbsync:. python bench/backfill_memory.py [--quick] [--size-mb 1024] [--null]
-        [--large-kb 400 ...] [--large-items 2000] [--rounds 2]
+        [--large-kb 400 ...] [--large-items 2000] [--rounds 2] [--bulk-max-bytes 5242880]
 
 Honours OPENSEARCH_URL. Targets: peak RSS of the full-size small-item run under 256 MiB,
 flat in file size: peak(full) - peak(quarter) under 16 MiB, and every large-item run under
@@ -69,7 +70,7 @@ def _peak_kib() -> int:
 # --- the child: what is measured ------------------------------------------------------------
 
 
-def child(mode: str, path: str, null: bool) -> dict[str, object]:
+def child(mode: str, path: str, null: bool, bulk_max_bytes: int | None) -> dict[str, object]:
     """Run in a fresh interpreter; everything imported here counts towards the peak."""
     from ddbsync.backfill_files import index_items
     from ddbsync.bulk import Deadline
@@ -98,6 +99,8 @@ def child(mode: str, path: str, null: bool) -> dict[str, object]:
         "TIMEOUT_MARGIN_MS": "0",
         "AWS_REGION": "eu-west-1",
     }
+    if bulk_max_bytes is not None:
+        env["BULK_MAX_BYTES"] = str(bulk_max_bytes)
     settings = Settings.from_env(env, require_dlq=False)
     client = build_client(settings)
     transport = NullTransport() if null else OpenSearchTransport(client)
@@ -220,10 +223,12 @@ def generate_large(path: Path, line_bytes: int, count: int, seed: int = 13) -> t
     return count, written
 
 
-def run_child(mode: str, path: Path | None, null: bool) -> dict[str, object]:
+def run_child(mode: str, path: Path | None, null: bool, bulk_max_bytes: int | None) -> dict[str, object]:
     cmd = [sys.executable, __file__, "--child", mode, "--file", str(path or "")]
     if null:
         cmd.append("--null")
+    if bulk_max_bytes is not None:
+        cmd += ["--bulk-max-bytes", str(bulk_max_bytes)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -247,11 +252,14 @@ def main() -> int:
         help="KiB per line of a large-item file (repeatable; default 400)",
     )
     parser.add_argument("--large-items", type=int, default=2000, help="lines per large-item file (2000)")
+    parser.add_argument(
+        "--bulk-max-bytes", type=int, default=None, help="BULK_MAX_BYTES for the backfill (default 5 MiB)"
+    )
     parser.add_argument("--child", choices=("floor", "index"), help=argparse.SUPPRESS)
     parser.add_argument("--file", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.file, args.null)))
+        print(json.dumps(child(args.child, args.file, args.null, args.bulk_max_bytes)))
         return 0
 
     from _common import machine, median
@@ -265,7 +273,7 @@ def main() -> int:
         if args.null
         else os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200")
     )
-    print(f"indexing into: {target}")
+    print(f"indexing into: {target}, BULK_MAX_BYTES {args.bulk_max_bytes or 5 * 2**20:,}")
     with tempfile.TemporaryDirectory(prefix="ddbsync-bench-mem-") as tmp:
         files: dict[str, Path] = {}
         jobs: list[tuple[str, Callable[[Path], tuple[int, int]]]] = [
@@ -291,7 +299,8 @@ def main() -> int:
             if r % 2:
                 order.reverse()
             for name in order:
-                result = run_child("floor" if name == "floor" else "index", files.get(name), args.null)
+                mode = "floor" if name == "floor" else "index"
+                result = run_child(mode, files.get(name), args.null, args.bulk_max_bytes)
                 peaks[name].append(mib(result["peak_kib"]))
                 extra = ""
                 if name != "floor":
