@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -53,3 +54,26 @@ def test_leaving_early_stops_the_reader_and_closes_the_source() -> None:
 def test_an_empty_source_ends_at_once() -> None:
     with prefetched([]) as it:
         assert list(it) == []
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_the_thread_pulls_only_when_the_queue_has_room(depth: int) -> None:
+    # Besides the item in the consumer's hand, at most ``depth`` items exist: a thread
+    # that pulled the next item and then waited for room would hold one more (for the
+    # backfill, one more chunk of up to BULK_MAX_BYTES).
+    pulled: list[int] = []
+
+    def source() -> Iterator[int]:
+        for i in range(100):
+            pulled.append(i)
+            yield i
+
+    with prefetched(source(), depth=depth) as it:
+        for expected in range(4):
+            assert next(it) == expected
+            # It does read ahead that far ...
+            give_up = time.monotonic() + 10
+            while len(pulled) < expected + 1 + depth and time.monotonic() < give_up:
+                time.sleep(0.005)
+            time.sleep(0.1)  # ... and, given every chance, no further.
+            assert len(pulled) == expected + 1 + depth, (expected, pulled)

@@ -1,12 +1,21 @@
 """Index the items of one export data file into the backfill's index, resumably.
 
-Items are read line by line (bounded memory), written in chunks with the export
-version (below every stream change after the export time, see
-docs/versioning.md), and the checkpoint — the last line whose write OpenSearch
-acknowledged — only moves past a chunk once every item in it is applied or
-known stale. When the invocation runs short of time the file stops there and the
-state machine calls again from the checkpoint: no line is indexed twice needlessly
-and none is skipped.
+Items are read line by line, written in chunks with the export version (below
+every stream change after the export time, see docs/versioning.md), and the
+checkpoint — the last line whose write OpenSearch acknowledged — only moves past a
+chunk once every item in it is applied or known stale. When the invocation runs
+short of time the file stops there and the state machine calls again from the
+checkpoint: no line is indexed twice needlessly and none is skipped.
+
+Memory is bounded in bytes, not only in items: a chunk ends at ``chunk_items``
+items or when the next item's bulk lines would take it past ``BULK_MAX_BYTES``
+(an item larger than that travels alone), and of each item a chunk keeps only the
+serialized document (the parsed line and the decoded body are dropped once it is
+written). So a chunk is one ``_bulk`` request (unless ``BULK_MAX_ACTIONS`` is below
+``chunk_items``), and at any time a file holds about one chunk being sent (its
+documents, the request body and its pieces), one chunk read ahead
+(:mod:`ddbsync.prefetch`) and the item being read: a few times ``BULK_MAX_BYTES``
+plus one item, whatever the size of the items or of the file.
 """
 
 from __future__ import annotations
@@ -14,9 +23,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import islice
 
-from ddbsync.bulk import Deadline, Outcome, Write, make_writes
+import orjson
+
+from ddbsync.bulk import Deadline, Outcome, Write, source_of
 from ddbsync.config import Settings
 from ddbsync.decode import JsonValue, decode_item
 from ddbsync.docid import document_id
@@ -85,19 +95,77 @@ def _prepared_chunks(
     target: str,
     chunk_items: int,
 ) -> Iterator[tuple[list[int], list[Write]]]:
-    """Read, decode and serialize the file chunk by chunk: (line numbers, writes) per chunk."""
-    iterator = iter(items)
-    while True:
-        chunk = list(islice(iterator, chunk_items))
-        if not chunk:
-            return
-        changes = []
-        for line, item in chunk:
-            try:
-                changes.append(export_change(item, settings.partition_key, settings.sort_key, export_time))
-            except (DdbsyncError, ValueError) as e:
-                raise BackfillFileError(key, line, str(e)) from e
-        yield [line for line, _ in chunk], make_writes(changes, [target])
+    """Read, decode and serialize the file chunk by chunk: (line numbers, writes) per chunk.
+
+    A chunk holds at most ``chunk_items`` writes whose bulk lines add up to at most
+    ``settings.bulk_max_bytes``, or a single larger write.
+    """
+    chunk_bytes = settings.bulk_max_bytes
+    quoted_target = len(orjson.dumps(target))
+    action_bytes = -1  # the bulk lines of a write beyond its source, id and target
+    lines: list[int] = []
+    writes: list[Write] = []
+    size = 0
+    for line, item in items:
+        try:
+            change = export_change(item, settings.partition_key, settings.sort_key, export_time)
+            # orjson hands back its whole output buffer (4 KiB at least, up to about 12
+            # times the JSON for a long string); an exact copy lets that go at once.
+            source = bytes(memoryview(source_of(change)))
+        except (DdbsyncError, ValueError) as e:
+            raise BackfillFileError(key, line, str(e)) from e
+        del item  # the parsed line: not needed any more
+        change.body = None  # the decoded copy: only the serialized source is sent
+        write = Write(target, change, source)
+        quoted_id = len(orjson.dumps(change.doc_id))
+        if action_bytes < 0:
+            # Same for every write of the file (one target, one export version).
+            action_bytes = len(write.lines()) - len(source) - quoted_id - quoted_target
+        cost = action_bytes + quoted_target + quoted_id + len(source)
+        if writes and (len(writes) >= chunk_items or size + cost > chunk_bytes):
+            yield lines, writes
+            lines, writes, size = [], [], 0
+        lines.append(line)
+        writes.append(write)
+        size += cost
+    if writes:
+        yield lines, writes
+
+
+@dataclass(slots=True)
+class _Tally:
+    checkpoint: int
+    indexed: int = 0
+    stale: int = 0
+
+    def progress(self, done: bool) -> FileProgress:
+        return FileProgress(done, self.checkpoint, self.indexed, self.stale)
+
+
+def _send_chunk(
+    tally: _Tally,
+    lines: list[int],
+    writes: list[Write],
+    key: str,
+    settings: Settings,
+    transport: Transport,
+    deadline: Deadline,
+) -> bool:
+    """Send one chunk and count it; False when a write is left unsent (stop the file there)."""
+    report = send(settings, writes, transport, deadline)
+    for line, write in zip(lines, report.writes, strict=True):
+        result = write.result
+        if result is None or result.outcome is Outcome.UNSENT:
+            # Resume from here next time: the checkpoint stays before this line.
+            return False
+        if result.outcome is Outcome.POISON:
+            raise BackfillFileError(key, line, f"OpenSearch rejected the item: {result.reason}")
+        if result.outcome is Outcome.STALE:
+            tally.stale += 1
+        else:
+            tally.indexed += 1
+        tally.checkpoint = line
+    return True
 
 
 @paused_gc()
@@ -115,31 +183,22 @@ def index_items(
 ) -> FileProgress:
     """Index ``(line, item)`` pairs after ``start_line`` until the file ends or time runs short.
 
-    The next chunk is read and decoded in a background thread while the current one
-    is being sent (:mod:`ddbsync.prefetch`); chunks are still sent, acknowledged and
-    checkpointed strictly in order, and a chunk read ahead but not sent is simply
-    read again by the next call.
+    Chunks hold at most ``chunk_items`` items and ``settings.bulk_max_bytes`` bytes of
+    bulk lines (or one larger item). The next chunk is read and decoded in a
+    background thread while the current one is being sent (:mod:`ddbsync.prefetch`);
+    chunks are still sent, acknowledged and checkpointed strictly in order, and a chunk
+    read ahead but not sent is simply read again by the next call.
     """
-    checkpoint, indexed, stale = start_line, 0, 0
+    tally = _Tally(start_line)
     chunks = _prepared_chunks(items, key, settings, export_time, target, chunk_items)
     with prefetched(chunks) as ready:
         while True:
             if deadline.expired():
-                return FileProgress(False, checkpoint, indexed, stale)
+                return tally.progress(False)
             prepared = next(ready, None)
             if prepared is None:
-                return FileProgress(True, checkpoint, indexed, stale)
-            lines, writes = prepared
-            report = send(settings, writes, transport, deadline)
-            for line, write in zip(lines, report.writes, strict=True):
-                result = write.result
-                if result is None or result.outcome is Outcome.UNSENT:
-                    # Resume from here next time: the checkpoint stays before this line.
-                    return FileProgress(False, checkpoint, indexed, stale)
-                if result.outcome is Outcome.POISON:
-                    raise BackfillFileError(key, line, f"OpenSearch rejected the item: {result.reason}")
-                if result.outcome is Outcome.STALE:
-                    stale += 1
-                else:
-                    indexed += 1
-                checkpoint = line
+                return tally.progress(True)
+            sent = _send_chunk(tally, *prepared, key, settings, transport, deadline)
+            prepared = None  # let this chunk go before waiting for the next one
+            if not sent:
+                return tally.progress(False)

@@ -245,14 +245,14 @@ def iter_export_items(
     checkpoint: pass the last line number handled). ``item`` is DynamoDB JSON.
     """
     _check_format(fmt, key)
+    # The parsed line is not bound to a name: while this generator waits to be resumed
+    # (a whole chunk being sent) it holds nothing but the raw line.
     if fmt == "DYNAMODB_JSON":
         for number, raw in _lines(stream, key, start_line):
-            doc = _json_object(raw, key, number)
-            yield number, _json_map(doc.get("Item"), "Item", key, number)
+            yield number, _json_map(_json_object(raw, key, number).get("Item"), "Item", key, number)
     else:
         for number, raw in _lines(stream, key, start_line):
-            doc = _ion_object(raw, key, number)
-            yield number, _ion_map(doc.get("Item"), "Item", key, number)
+            yield number, _ion_map(_ion_object(raw, key, number).get("Item"), "Item", key, number)
 
 
 def _micros(value: object, key: str, number: int) -> int:
@@ -293,4 +293,5 @@ def iter_incremental(
             raise ExportFormatError(key, number, "Keys is empty")
         new = doc.get("NewImage")
         new_image = None if new is None else as_map(new, "NewImage", key, number)
+        del doc, new, metadata  # the parsed line (OldImage too): not held while suspended
         yield number, IncrementalRecord(keys=keys, new_image=new_image, write_time_micros=micros)

@@ -8,9 +8,13 @@ measured in AWS; locally both share 2 cores).
 
 Order and errors are kept: items arrive in order, and an exception raised by the
 source (a corrupt gzip, a bad item) is raised to the consumer when it reaches that
-point, after every item before it. At most ``depth`` items wait in the queue, so
-memory stays bounded. Leaving the ``with`` block stops the thread and waits for
-it, so the caller may close the underlying file right after.
+point, after every item before it. Memory stays bounded: the thread pulls the next
+item only when the queue has room, so besides the item the consumer holds at most
+``depth`` items exist, queued or being made (a thread that pulled first and then
+waited for room would hold one more). The backfill's items are chunks bounded in
+bytes (:mod:`ddbsync.backfill_files`), so this bounds the bytes read ahead too.
+Leaving the ``with`` block stops the thread and waits for it, so the caller may close
+the underlying file right after.
 """
 
 from __future__ import annotations
@@ -26,32 +30,38 @@ __all__ = ["prefetched"]
 T = TypeVar("T")
 
 _POLL_S = 0.05
+_END = object()
 
 
 @contextlib.contextmanager
 def prefetched(source: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
     """``with prefetched(items) as it:`` iterate ``it`` while a thread pulls ``items`` ahead."""
-    slots: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
+    if depth < 1:
+        raise ValueError(f"depth must be at least 1, got {depth}")
+    slots: queue.SimpleQueue[tuple[bool, object]] = queue.SimpleQueue()
+    # One permit per item that may exist beyond the consumer's: taken before pulling
+    # from the source, given back when the consumer takes the item off the queue.
+    room = threading.Semaphore(depth)
     stop = threading.Event()
 
-    def offer(entry: tuple[bool, object]) -> bool:
+    def wait_for_room() -> bool:
         while not stop.is_set():
-            try:
-                slots.put(entry, timeout=_POLL_S)
+            if room.acquire(timeout=_POLL_S):
                 return True
-            except queue.Full:
-                continue
         return False
 
     def produce() -> None:
         iterator = iter(source)
         try:
-            for item in iterator:
-                if not offer((True, item)):
+            while wait_for_room():
+                item = next(iterator, _END)
+                if item is _END:
+                    slots.put((False, None))
                     return
-            offer((False, None))
+                slots.put((True, item))
+                del item  # only the queue holds it now
         except BaseException as e:  # handed to the consumer, raised there in order
-            offer((False, e))
+            slots.put((False, e))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -60,8 +70,10 @@ def prefetched(source: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
     def consume() -> Iterator[T]:
         while True:
             is_item, value = slots.get()
+            room.release()
             if is_item:
                 yield value  # type: ignore[misc]
+                del value  # the consumer has it: keep no reference while waiting for the next
             elif value is None:
                 return
             else:
@@ -74,7 +86,4 @@ def prefetched(source: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
         yield consume()
     finally:
         stop.set()
-        while thread.is_alive():  # unblock a producer waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                slots.get(timeout=_POLL_S)
         thread.join()
