@@ -27,6 +27,7 @@ __all__ = [
     "SendReport",
     "Write",
     "WriteResult",
+    "backoff_s",
     "classify_status",
     "send_writes",
     "source_of",
@@ -182,7 +183,8 @@ def chunks(
         yield batch, b"".join(parts)
 
 
-def _backoff_s(attempt: int, base_ms: int, cap_ms: int, rng: Callable[[], float]) -> float:
+def backoff_s(attempt: int, base_ms: int, cap_ms: int, rng: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before retry number ``attempt`` (from 0): exponential, full jitter."""
     # "Full jitter": uniform in [0, min(cap, base * 2^attempt)].
     return float(rng() * min(cap_ms, base_ms * (2**attempt)) / 1000)
 
@@ -251,7 +253,7 @@ def send_writes(
             retry.extend(conflicts)
         if not retry:
             break
-        delay = _backoff_s(attempt, retry_base_ms, retry_max_ms, rng)
+        delay = backoff_s(attempt, retry_base_ms, retry_max_ms, rng)
         if deadline.left_s() <= delay:
             report.stopped_early = True
             break

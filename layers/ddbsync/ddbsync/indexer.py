@@ -10,7 +10,6 @@ configuration, or safely in the DLQ.
 from __future__ import annotations
 
 import enum
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ddbsync.aws import sqs_client
-from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
+from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, backoff_s, make_writes
 from ddbsync.config import Settings
 from ddbsync.conflicts import SUPERSEDED
 from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
@@ -247,7 +246,7 @@ class StreamIndexer:
             try:
                 return self._view_for(changes, deadline.request_timeout_s()), attempt
             except IndexAdminError as e:
-                delay = random.random() * min(s.retry_max_ms, s.retry_base_ms * 2**attempt) / 1000
+                delay = backoff_s(attempt, s.retry_base_ms, s.retry_max_ms)
                 if deadline.left_s() <= delay:
                     return e, attempt
                 self.sleep(delay)
