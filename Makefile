@@ -66,7 +66,9 @@ test: setup lint typecheck check-template opensearch
 
 # The promise under failures, at length: the same property test as `make test`, many more examples.
 soak: setup opensearch
+	@echo "soak: one line per passing example in .soak-progress"; rm -f .soak-progress
 	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" DDBSYNC_SOAK_EXAMPLES="$${DDBSYNC_SOAK_EXAMPLES:-2000}" \
+	  DDBSYNC_SOAK_PROGRESS="$(CURDIR)/.soak-progress" \
 	  $(PY) -m pytest tests/integration/test_promise_property.py -q -p no:logging --hypothesis-show-statistics
 
 build: setup

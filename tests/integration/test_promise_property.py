@@ -394,11 +394,19 @@ def run_story(os_client: OpenSearch, tmp: Path, story: list[tuple[str, str, bool
             world.replay()
             assert world.searchable() == world.expected()
             assert checked or not world.records, "the accounting check saw no batch"
+            _progress(f"ok records={world.records} batches={len(checked)} backfill={world.backfilled}")
         finally:
             os_client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
 
 
 EXAMPLES = int(os.environ.get("DDBSYNC_SOAK_EXAMPLES", "15"))
+PROGRESS = os.environ.get("DDBSYNC_SOAK_PROGRESS", "")  # a file: one line per passing example
+
+
+def _progress(line: str) -> None:
+    if PROGRESS:
+        with open(PROGRESS, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
 
 NO_FAULTS = Faults(seed=0, request=0.0, reset=0.0, item_429=0.0, mget=0.0, short_time=0.0, dlq_down=0.0)
