@@ -166,7 +166,7 @@ class StreamIndexer:
         self._view_read_at = float("-inf")  # wall clock: a frozen container must not trust an old view
 
     def targets(self) -> list[str]:
-        """The live alias, plus the backfill's next alias while it exists (DESIGN.md)."""
+        """The live alias, plus the backfill's next alias while it exists (docs/backfill.md)."""
         return self._view_for([]).aliases
 
     def _view_for(self, changes: Sequence[Change], timeout_s: float | None = None) -> View:

@@ -1,6 +1,6 @@
 """``ddbsync replay``: re-send what the stream indexer could not index, once the cause is fixed.
 
-Two queues feed it (DESIGN.md, "Failure model"); each message is handled by its shape:
+Two queues feed it (docs/runbook.md); each message is handled by its shape:
 
 * a **record-DLQ** message (``ddbsync.dlq``) holds one whole Lambda stream record and the
   reason it failed, or, for a dead letter too big for SQS, the reason and the S3 object

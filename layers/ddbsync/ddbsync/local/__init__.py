@@ -1,7 +1,7 @@
 """Run ddbsync's flows on one machine: a Lambda context, a stream event source mapping, the demo.
 
 Nothing here is used inside Lambda; it stands in for what AWS provides around a
-function (see DESIGN.md, "Local stack").
+function (README, "Development").
 """
 
 from __future__ import annotations

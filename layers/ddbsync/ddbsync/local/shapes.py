@@ -7,7 +7,7 @@
 * boto3 returns ``ApproximateCreationDateTime`` as a ``datetime``; the Lambda
   event carries epoch seconds as a number. The API documents the value as
   "rounded down to the closest second", so we floor: two changes in one second
-  must look alike here exactly as they do in AWS (see DESIGN.md, known traps).
+  must look alike here exactly as they do in AWS (docs/versioning.md).
 * The Lambda event adds ``eventSourceARN`` (the stream ARN) and uses
   ``eventVersion`` "1.1".
 """
