@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["s3_client", "sqs_client", "streams_client"]
+__all__ = ["LazyS3", "s3_client", "sqs_client", "streams_client"]
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
@@ -30,3 +30,17 @@ def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
 def s3_client(region: str | None = None) -> S3Client:
     """An S3 client with bounded retries and timeouts (dead letters too big for SQS)."""
     return boto3.client("s3", region_name=region, config=_CONFIG)
+
+
+class LazyS3:
+    """An S3 client given, or built on first use: most invocations never touch S3."""
+
+    def __init__(self, s3: S3Client | None = None, region: str | None = None) -> None:
+        self._s3 = s3
+        self._region = region
+
+    @property
+    def s3(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = s3_client(self._region)
+        return self._s3

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddbsync.aws import s3_client
+from ddbsync.aws import LazyS3
 from ddbsync.errors import DeadLetterError
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def message_bytes(body: str, attributes: Mapping[str, Mapping[str, str]]) -> int
     return size
 
 
-class LetterBucket:
+class LetterBucket(LazyS3):
     """Where dead letters too big for SQS are stored (``DEAD_LETTER_BUCKET``).
 
     The S3 client is built on first use: most invocations never store a letter.
@@ -155,17 +155,10 @@ class LetterBucket:
         region: str | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
+        super().__init__(s3, region)
         self.name = name
         self.kms_key_id = kms_key_id
-        self._s3 = s3
-        self._region = region
         self._new_id = new_id
-
-    @property
-    def s3(self) -> S3Client:
-        if self._s3 is None:
-            self._s3 = s3_client(self._region)
-        return self._s3
 
     def key_for(self, failed_at: str) -> str:
         day = dt.datetime.fromisoformat(failed_at).astimezone(dt.UTC)

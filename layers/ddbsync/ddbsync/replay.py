@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, cast
 from botocore.exceptions import BotoCoreError, ClientError
 from opensearchpy import exceptions as os_exc
 
-from ddbsync.aws import s3_client, sqs_client, streams_client
+from ddbsync.aws import LazyS3, sqs_client, streams_client
 from ddbsync.config import Settings
 from ddbsync.dlq import KIND, DeadLetter
 from ddbsync.errors import ConfigError
@@ -363,18 +363,8 @@ class _HeldLetters:
         self.letters.extend(letters)
 
 
-class _StoredLetters:
+class _StoredLetters(LazyS3):
     """Reads dead letters stored in S3 (``DEAD_LETTER_BUCKET``) and deletes them once replayed."""
-
-    def __init__(self, s3: S3Client | None, region: str | None) -> None:
-        self._s3 = s3
-        self._region = region
-
-    @property
-    def s3(self) -> S3Client:
-        if self._s3 is None:
-            self._s3 = s3_client(self._region)
-        return self._s3
 
     def load(self, where: Mapping[str, object]) -> tuple[dict[str, object] | None, str]:
         """The whole letter, or None and why not (the message is kept)."""
