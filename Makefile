@@ -5,7 +5,7 @@ PYTHON ?= python3
 export PYTHON
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := layers/ddbsync:.
+export PYTHONPATH := layers/ddbsync:local:.
 export SAM_CLI_TELEMETRY := 0
 # The venv's tools (sam, cfn-lint, pip) and the uv that `make setup` installed come first.
 export PATH := $(VENV)/bin:$(CURDIR)/.uv/bin:$(PATH)
@@ -42,7 +42,7 @@ demo: setup opensearch
 	@OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PY) -m ddbsync.cli demo
 
 lint: setup
-	@$(PY) -m ruff check layers functions tests bench
+	@$(PY) -m ruff check layers local functions tests bench
 
 typecheck: setup
 	@$(PY) -m mypy

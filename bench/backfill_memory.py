@@ -72,13 +72,13 @@ def _peak_kib() -> int:
 
 def child(mode: str, path: str, null: bool, bulk_max_bytes: int | None) -> dict[str, object]:
     """Run in a fresh interpreter; everything imported here counts towards the peak."""
-    from ddbsync.backfill_files import index_items
-    from ddbsync.bulk import Deadline
+    from ddbsync.backfill.files import index_items
     from ddbsync.config import Settings
-    from ddbsync.export_format import iter_export_items
-    from ddbsync.index_admin import create_backfill_index
-    from ddbsync.opensearch import build_client
-    from ddbsync.transport import BulkItemResult, OpenSearchTransport, StoredMeta
+    from ddbsync.dynamodb.export_format import iter_export_items
+    from ddbsync.opensearch.bulk import Deadline
+    from ddbsync.opensearch.client import build_client
+    from ddbsync.opensearch.indices import create_backfill_index
+    from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta
 
     class NullTransport:
         """A Transport that sends nothing and answers 201 for every action."""
@@ -157,7 +157,7 @@ def generate(path: Path, size_bytes: int, seed: int = 11) -> tuple[int, int]:
     """A gzip DYNAMODB_JSON data file of at least ``size_bytes`` of lines; returns (lines, bytes)."""
     # The item mix of make_records, generated one item at a time.
     from _common import _image
-    from ddbsync.local.exporter import json_line
+    from ddbsync_local.exporter import json_line
 
     rng = random.Random(seed)
     written = lines = 0
@@ -179,7 +179,7 @@ def large_item(rng: random.Random, i: int, line_bytes: int, sentences: Sequence[
     Python objects), the rest ``notes``, one long string.
     """
     from _common import _WORDS, _image
-    from ddbsync.local.exporter import json_line
+    from ddbsync_local.exporter import json_line
 
     item: dict[str, Any] = {"pk": {"S": f"tenant-{i % 50}"}, "sk": {"S": f"item-{i:08d}"}}
     item.update(_image(rng, i))
@@ -210,7 +210,7 @@ def large_item(rng: random.Random, i: int, line_bytes: int, sentences: Sequence[
 def generate_large(path: Path, line_bytes: int, count: int, seed: int = 13) -> tuple[int, int]:
     """A gzip DYNAMODB_JSON data file of ``count`` lines of about ``line_bytes``; (lines, bytes)."""
     from _common import _WORDS
-    from ddbsync.local.exporter import json_line
+    from ddbsync_local.exporter import json_line
 
     rng = random.Random(seed)
     sentences = [" ".join(rng.choices(_WORDS, k=rng.randint(6, 14))) + "." for _ in range(500)]

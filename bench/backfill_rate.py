@@ -2,7 +2,7 @@
 
 Items are the ``NewImage`` of ``_common.make_records`` (keys ``pk``/``sk`` included),
 written once, outside any timed region, as gzip export data files in AWS's line
-format with ``ddbsync.local.exporter.json_line`` (``DYNAMODB_JSON``) or ``ion_line``
+format with ``ddbsync_local.exporter.json_line`` (``DYNAMODB_JSON``) or ``ion_line``
 (``ION``) into a temporary directory. Both sides write the same documents (same ids,
 same export version, same sources) through the same opensearch-py client, in the same
 chunks (``backfill_files.CHUNK_ITEMS`` items per ``_bulk``):
@@ -47,14 +47,14 @@ os.environ.update(fake_aws_env())
 
 from tests.support import OPENSEARCH_URL
 
-from ddbsync.backfill_files import CHUNK_ITEMS, export_change, index_items
-from ddbsync.bulk import Deadline, Write, source_of
+from ddbsync.backfill.files import CHUNK_ITEMS, export_change, index_items
 from ddbsync.config import Settings
-from ddbsync.export_format import iter_export_items
-from ddbsync.index_admin import create_backfill_index
-from ddbsync.local.exporter import ion_line, json_line
-from ddbsync.opensearch import build_client
-from ddbsync.transport import BulkItemResult, OpenSearchTransport, StoredMeta
+from ddbsync.dynamodb.export_format import iter_export_items
+from ddbsync.opensearch.bulk import Deadline, Write, source_of
+from ddbsync.opensearch.client import build_client
+from ddbsync.opensearch.indices import create_backfill_index
+from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta
+from ddbsync_local.exporter import ion_line, json_line
 
 TARGET = 0.8
 TARGET_FORMAT = "DYNAMODB_JSON"
@@ -79,7 +79,7 @@ _TARGET = "@@target@@"
 
 
 class NullTransport:
-    """A :class:`ddbsync.transport.Transport` that sends nothing and answers 201 for every action."""
+    """A :class:`ddbsync.opensearch.transport.Transport` that sends nothing; 201 for every action."""
 
     def bulk(self, body: bytes, timeout_s: float) -> list[BulkItemResult]:
         return [BulkItemResult(201)] * (body.count(b"\n") // 2)

@@ -4,7 +4,7 @@ Both sides turn the same INSERT stream records into the same two NDJSON lines
 per record (bulk action line + document source, UTF-8 bytes):
 
 * candidate: ``ddbsync.mapping.map_record(decode=False)`` -> ``materialize()`` (decode the
-  image) -> ``ddbsync.bulk.Write(...).lines()`` (what the indexer, ``make_writes`` and
+  image) -> ``ddbsync.opensearch.bulk.Write(...).lines()`` (what the indexer, ``make_writes`` and
   ``chunks`` do per write);
 * baseline: boto3 ``TypeDeserializer`` over ``NewImage``, the same ``pk|sk`` id,
   version and ``_ddbsync`` meta, ``json.dumps(default=...)`` turning Decimal into
@@ -33,9 +33,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from _common import alternate, machine, make_records, median
-from ddbsync.bulk import Write, source_of
-from ddbsync.decode import decode_item, dumps_bytes
+from ddbsync.dynamodb.decode import decode_item, dumps_bytes
 from ddbsync.mapping import map_record, materialize
+from ddbsync.opensearch.bulk import Write, source_of
 from ddbsync.versioning import stream_version
 
 TARGET = 4.0

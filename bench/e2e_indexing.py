@@ -48,12 +48,12 @@ import boto3
 from moto import mock_aws
 from tests.support import OPENSEARCH_URL, base_env
 
-from ddbsync.bulk import Write
 from ddbsync.config import Settings
-from ddbsync.decode import dumps_bytes
-from ddbsync.index_admin import ensure_index
+from ddbsync.dynamodb.decode import dumps_bytes
 from ddbsync.indexer import make_handler
 from ddbsync.mapping import map_record
+from ddbsync.opensearch.bulk import Write
+from ddbsync.opensearch.indices import ensure_index
 
 TARGET = 0.8
 

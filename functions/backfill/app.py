@@ -5,6 +5,6 @@ task (prepare, start_export, describe_export, read_manifest, index_file, finaliz
 see docs/backfill-contract.md.
 """
 
-from ddbsync.backfill import handler
+from ddbsync.backfill.steps import handler
 
 __all__ = ["handler"]

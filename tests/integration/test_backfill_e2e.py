@@ -1,7 +1,7 @@
 """The backfill state machine end to end: moto (DynamoDB, Streams, S3), the local Step
 Functions runner, real-format exports (LocalExports) and the real OpenSearch.
 
-Every run goes through statemachine/backfill.asl.json and ddbsync.backfill.Backfill,
+Every run goes through statemachine/backfill.asl.json and ddbsync.backfill.steps.Backfill,
 exactly as deployed; only the AWS services are local.
 """
 
@@ -18,13 +18,13 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill import BackfillSettings
+from ddbsync.backfill.steps import BackfillSettings
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
-from ddbsync.index_admin import ensure_index, next_alias_name
 from ddbsync.indexer import make_handler
-from ddbsync.local.backfill_run import BackfillSummary, LocalExports, local_env, run_backfill
-from ddbsync.local.demo import create_stream_table
-from ddbsync.local.esm import EsmConfig, EventSourceMapping
+from ddbsync.opensearch.indices import ensure_index, next_alias_name
+from ddbsync_local.backfill_run import BackfillSummary, LocalExports, local_env, run_backfill
+from ddbsync_local.demo import create_stream_table
+from ddbsync_local.esm import EsmConfig, EventSourceMapping
 from tests.support import OPENSEARCH_URL, base_env
 
 pytestmark = pytest.mark.integration
@@ -397,7 +397,7 @@ def test_a_manifest_whose_counts_disagree_is_reported(world: World) -> None:
 def test_the_backfill_command_seeds_a_table_and_swaps_the_alias(
     alias: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ddbsync import cli
+    from ddbsync.cli import commands as cli
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # moto in-process
 
@@ -412,7 +412,7 @@ def test_the_backfill_command_seeds_a_table_and_swaps_the_alias(
 def test_the_backfill_command_explains_a_missing_table(
     alias: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ddbsync import cli
+    from ddbsync.cli import commands as cli
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
 

@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill_files import BackfillFileError, index_items
-from ddbsync.bulk import Deadline
+from ddbsync.backfill.files import BackfillFileError, index_items
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.errors import IndexAdminError
-from ddbsync.floors import Target, View
-from ddbsync.index_admin import abort_backfill, create_backfill_index, ensure_index, finalize_backfill
 from ddbsync.indexer import make_handler
-from ddbsync.transport import OpenSearchTransport
+from ddbsync.opensearch.bulk import Deadline
+from ddbsync.opensearch.floors import Target, View
+from ddbsync.opensearch.indices import abort_backfill, create_backfill_index, ensure_index, finalize_backfill
+from ddbsync.opensearch.transport import OpenSearchTransport
 from tests.support import FakeContext, RecordFactory, base_env, ddb_json, event
 
 pytestmark = pytest.mark.integration

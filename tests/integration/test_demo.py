@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ddbsync import cli
+from ddbsync.cli import commands as cli
 
 pytestmark = pytest.mark.integration
 

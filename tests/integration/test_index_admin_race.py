@@ -16,7 +16,7 @@ from opensearchpy import OpenSearch
 
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE
 from ddbsync.errors import IndexAdminError
-from ddbsync.index_admin import ensure_index, tombstone_filter
+from ddbsync.opensearch.indices import ensure_index, tombstone_filter
 from tests.support import OPENSEARCH_URL
 
 pytestmark = pytest.mark.integration

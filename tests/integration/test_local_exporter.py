@@ -10,10 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
-from ddbsync.decode import decode_item
-from ddbsync.export_format import iter_export_items, iter_incremental
-from ddbsync.export_manifest import read_files, read_summary
-from ddbsync.local.exporter import Change, write_export, write_incremental_export
+from ddbsync.dynamodb.decode import decode_item
+from ddbsync.dynamodb.export_format import iter_export_items, iter_incremental
+from ddbsync.dynamodb.export_manifest import read_files, read_summary
+from ddbsync_local.exporter import Change, write_export, write_incremental_export
 
 REGION = "eu-west-1"
 TABLE = "orders"

@@ -49,14 +49,14 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill import BackfillSettings
+from ddbsync.backfill.steps import BackfillSettings
 from ddbsync.config import Settings
 from ddbsync.indexer import BatchResult, Disposition, StreamIndexer, make_handler
-from ddbsync.local.backfill_run import LocalExports, run_backfill
-from ddbsync.local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
-from ddbsync.opensearch import build_client
-from ddbsync.replay import replay
-from ddbsync.transport import BulkItemResult, OpenSearchTransport, StoredMeta, TransportError
+from ddbsync.opensearch.client import build_client
+from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta, TransportError
+from ddbsync.replay.run import replay
+from ddbsync_local.backfill_run import LocalExports, run_backfill
+from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from tests.support import OPENSEARCH_URL, FakeContext
 
 pytestmark = pytest.mark.integration

@@ -19,16 +19,16 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync import repair
-from ddbsync.backfill import BackfillSettings
+from ddbsync.backfill.steps import BackfillSettings
 from ddbsync.cli import build_parser
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
-from ddbsync.index_admin import ensure_index
 from ddbsync.indexer import make_handler
-from ddbsync.local.demo import create_stream_table
-from ddbsync.local.exporter import Change
-from ddbsync.local.repair_exports import LocalIncrementalExports
-from ddbsync.repair import RepairSummary, Window, run_repair
+from ddbsync.opensearch.indices import ensure_index
+from ddbsync.repair import run as repair
+from ddbsync.repair.run import RepairSummary, Window, run_repair
+from ddbsync_local.demo import create_stream_table
+from ddbsync_local.exporter import Change
+from ddbsync_local.repair_exports import LocalIncrementalExports
 from tests.support import FakeContext, base_env
 
 pytestmark = pytest.mark.integration

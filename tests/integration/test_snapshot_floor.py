@@ -19,20 +19,20 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync import cli
-from ddbsync.backfill import Backfill, BackfillSettings
-from ddbsync.bulk import Deadline, Outcome, make_writes
+from ddbsync.backfill.steps import Backfill, BackfillSettings
+from ddbsync.cli import commands as cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
-from ddbsync.floors import FLOOR_REASON
-from ddbsync.index_admin import read_view
 from ddbsync.indexer import StreamIndexer, make_handler
-from ddbsync.local.backfill_run import LocalExports, local_env, run_backfill
-from ddbsync.local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from ddbsync.mapping import map_records
-from ddbsync.replay import EXIT_OK
-from ddbsync.sending import send
-from ddbsync.transport import BulkItemResult, OpenSearchTransport, StoredMeta, Transport
+from ddbsync.opensearch.bulk import Deadline, Outcome, make_writes
+from ddbsync.opensearch.floors import FLOOR_REASON
+from ddbsync.opensearch.indices import read_view
+from ddbsync.opensearch.sending import send
+from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta, Transport
+from ddbsync.replay.run import EXIT_OK
+from ddbsync_local.backfill_run import LocalExports, local_env, run_backfill
+from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from tests.integration.test_backfill_e2e import REGION, TABLE, World
 from tests.integration.test_replay import HUGE, depth, template_mapping_big_as_double, use_env
 from tests.support import OPENSEARCH_URL, FakeContext, RecordFactory, base_env, event

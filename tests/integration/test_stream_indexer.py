@@ -9,7 +9,7 @@ import pytest
 from opensearchpy import OpenSearch
 
 from ddbsync.config import Settings
-from ddbsync.decode import dumps
+from ddbsync.dynamodb.decode import dumps
 from ddbsync.indexer import make_handler
 from tests.conftest import base_env
 from tests.support import FakeContext, RecordFactory, event, load_event
@@ -75,7 +75,7 @@ def test_a_late_replay_of_an_older_same_second_change_loses(
 
 
 def _new_image_doc(record: dict[str, Any]) -> dict[str, Any]:
-    from ddbsync.decode import decode_item
+    from ddbsync.dynamodb.decode import decode_item
 
     return decode_item(record["dynamodb"]["NewImage"])
 

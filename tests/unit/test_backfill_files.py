@@ -1,7 +1,7 @@
 """backfill_files: memory is bounded by bytes as well as items; order, lines and checkpoints kept.
 
 An in-memory transport stands in for OpenSearch (the Transport protocol of
-ddbsync.transport); tests/integration/test_backfill_index.py covers the real one.
+ddbsync.opensearch.transport); tests/integration/test_backfill_index.py covers the real one.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import orjson
 import pytest
 
-from ddbsync import backfill_files
-from ddbsync.backfill_files import BackfillFileError, index_items
-from ddbsync.bulk import Deadline
+from ddbsync.backfill import files as backfill_files
+from ddbsync.backfill.files import BackfillFileError, index_items
 from ddbsync.config import Settings
-from ddbsync.export_format import iter_export_items
-from ddbsync.transport import BulkItemResult, StoredMeta, TransportError
+from ddbsync.dynamodb.export_format import iter_export_items
+from ddbsync.opensearch.bulk import Deadline
+from ddbsync.opensearch.transport import BulkItemResult, StoredMeta, TransportError
 from tests.support import base_env
 
 T0 = 1_800_000_000.25
@@ -133,7 +133,7 @@ def test_a_chunk_is_one_full_bulk_request_and_order_is_kept(monkeypatch: pytest.
         requests_per_chunk.append(report.requests)
         return report
 
-    monkeypatch.setattr("ddbsync.backfill_files.send", send)
+    monkeypatch.setattr("ddbsync.backfill.files.send", send)
     max_bytes = 640 * 1024  # the smallest allowed is 64 KiB
     progress = run(iter(items), transport, max_bytes)
     assert progress.done and progress.checkpoint == len(items) and progress.indexed == len(items)

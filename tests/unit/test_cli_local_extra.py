@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ddbsync import cli
+from ddbsync.cli import commands as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 # Nothing answers there: without the guard the subcommands stop at their OpenSearch check

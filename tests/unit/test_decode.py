@@ -13,7 +13,7 @@ from boto3.dynamodb.types import Binary, TypeDeserializer
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddbsync.decode import ExactDecimal, decode_item, decode_value, dumps
+from ddbsync.dynamodb.decode import ExactDecimal, decode_item, decode_value, dumps
 from ddbsync.errors import DecodeError, UnknownTypeTagError
 from tests.support import load_event
 

@@ -17,12 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ddbsync.backfill_files import export_change
-from ddbsync.decode import decode_item, decode_value
-from ddbsync.decode_checked import checked_item, checked_value
-from ddbsync.docid import document_id
+from ddbsync.backfill.files import export_change
+from ddbsync.dynamodb.decode import decode_item, decode_value
+from ddbsync.dynamodb.decode_checked import checked_item, checked_value
+from ddbsync.dynamodb.export_format import iter_export_items
+from ddbsync.dynamodb.keys import document_id
 from ddbsync.errors import DecodeError
-from ddbsync.export_format import iter_export_items
 from ddbsync.mapping import map_record
 from tests.support import RecordFactory
 from tests.unit.test_numbers import NOT_DYNAMODB_SYNTAX, OUT_OF_RANGE, TOO_MANY_DIGITS

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddbsync.docid import MAX_ID_BYTES, document_id
+from ddbsync.dynamodb.keys import MAX_ID_BYTES, document_id
 from ddbsync.errors import DecodeError, RecordError
 from ddbsync.mapping import map_records
 from tests.support import RecordFactory

@@ -14,15 +14,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddbsync.decode import decode_item
+from ddbsync.dynamodb.decode import decode_item
+from ddbsync.dynamodb.export_format import IncrementalRecord, iter_export_items, iter_incremental
 from ddbsync.errors import ExportFormatError
-from ddbsync.export_format import IncrementalRecord, iter_export_items, iter_incremental
 
 KEY = "exports/AWSDynamoDB/01700000000000-abcdef12/data/abcdefghijklmnopqrstuvwxyz.json.gz"
 _EXACT = Context(prec=100)
 
 
-# --- writing test files (independent of ddbsync.local.exporter on purpose) --------------------
+# --- writing test files (independent of ddbsync_local.exporter on purpose) --------------------
 
 
 def gz(lines: list[bytes] | list[str]) -> io.BytesIO:
@@ -431,8 +431,8 @@ def test_ion_reads_without_jsonconversion_or_numpy() -> None:
 import gzip, io, sys
 sys.modules["jsonconversion"] = None
 sys.modules["numpy"] = None
-from ddbsync.export_format import iter_export_items
-from ddbsync.local.exporter import ion_line
+from ddbsync.dynamodb.export_format import iter_export_items
+from ddbsync_local.exporter import ion_line
 item = {"pk": {"S": "a"}, "n": {"N": "2.5"}, "b": {"B": "AAEC"}, "ss": {"SS": ["x", "y"]}}
 body = io.BytesIO(gzip.compress(ion_line(item)))
 ((line, got),) = list(iter_export_items(body, "ION", "f"))

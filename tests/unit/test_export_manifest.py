@@ -9,8 +9,8 @@ import boto3
 import orjson
 import pytest
 
+from ddbsync.dynamodb.export_manifest import DataFile, read_files, read_summary, summary_key_from_export
 from ddbsync.errors import ManifestError
-from ddbsync.export_manifest import DataFile, read_files, read_summary, summary_key_from_export
 
 BUCKET = "exports"
 EXPORT_ID = "01700000000000-abcdef12"

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from ddbsync.export_format import iter_export_items, iter_incremental
-from ddbsync.local.exporter import ion_line, json_line
+from ddbsync.dynamodb.export_format import iter_export_items, iter_incremental
+from ddbsync_local.exporter import ion_line, json_line
 
 # 3,000 small maps: about 100 KB as a line, several MB once parsed into Python objects.
 ITEM = {

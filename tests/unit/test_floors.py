@@ -7,11 +7,18 @@ from typing import Any
 
 import pytest
 
-from ddbsync.backfill import Backfill, BackfillError, BackfillSettings, snapshot_floor
-from ddbsync.bulk import Outcome, Write
+from ddbsync.backfill.steps import Backfill, BackfillError, BackfillSettings, snapshot_floor
 from ddbsync.config import Settings
-from ddbsync.floors import FLOOR_REASON, Target, View, below_floor, floor_of_mappings, refuse_below_floors
 from ddbsync.mapping import Change
+from ddbsync.opensearch.bulk import Outcome, Write
+from ddbsync.opensearch.floors import (
+    FLOOR_REASON,
+    Target,
+    View,
+    below_floor,
+    floor_of_mappings,
+    refuse_below_floors,
+)
 from ddbsync.versioning import Ordering, export_version, floor_version, stream_version
 
 F = 1_800_000_000

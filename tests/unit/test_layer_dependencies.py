@@ -32,13 +32,13 @@ PROGRAM = textwrap.dedent(
 
     sys.meta_path.insert(0, Blocked())
 
-    import ddbsync.backfill
-    import ddbsync.cli
+    import ddbsync.backfill.steps
+    import ddbsync.cli.commands
     import ddbsync.indexer
-    import ddbsync.replay
-    import ddbsync.repair
+    import ddbsync.replay.run
+    import ddbsync.repair.run
     from ddbsync.config import Settings
-    from ddbsync.opensearch import build_client
+    from ddbsync.opensearch.client import build_client
 
     settings = Settings.from_env({{
         "OPENSEARCH_ENDPOINT": "https://search-demo-abc.eu-west-1.es.amazonaws.com",

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ddbsync.local import EsmConfig, EventSourceMapping, LocalContext, sqs_on_failure
-from ddbsync.local.demo import create_stream_table
+from ddbsync_local import EsmConfig, EventSourceMapping, LocalContext, sqs_on_failure
+from ddbsync_local.demo import create_stream_table
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 TABLE = "esm-test"

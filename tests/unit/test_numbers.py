@@ -9,8 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ddbsync.dynamodb.numbers import (
+    BigInt,
+    ExactDecimal,
+    canonical_number,
+    parse_number,
+    plain_decimal_as_float,
+)
 from ddbsync.errors import DecodeError
-from ddbsync.numbers import BigInt, ExactDecimal, canonical_number, parse_number, plain_decimal_as_float
 
 SYNTAX = "invalid number"
 PRECISION = "significant digits; DynamoDB allows at most 38"

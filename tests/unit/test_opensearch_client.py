@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from ddbsync.config import Settings
-from ddbsync.opensearch import build_client
+from ddbsync.opensearch.client import build_client
 
 ENV = {
     "OPENSEARCH_SERVICE": "es",

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddbsync import repair
-from ddbsync.backfill import BackfillSettings
+from ddbsync.backfill.steps import BackfillSettings
 from ddbsync.cli import build_parser
-from ddbsync.conflicts import stored_ordering
-from ddbsync.export_format import IncrementalRecord
+from ddbsync.dynamodb.export_format import IncrementalRecord
 from ddbsync.mapping import META_FIELD
-from ddbsync.repair import (
+from ddbsync.opensearch.conflicts import stored_ordering
+from ddbsync.opensearch.transport import StoredMeta
+from ddbsync.repair import run as repair
+from ddbsync.repair.run import (
     RepairError,
     Window,
     export_request,
@@ -24,7 +25,6 @@ from ddbsync.repair import (
     repair_ordering,
     repair_version,
 )
-from ddbsync.transport import StoredMeta
 from ddbsync.versioning import SLOT_BITS, Ordering, export_version, second_of, stream_version
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z

@@ -2,7 +2,7 @@
 
 The first half reads the definition (after the CloudFormation DefinitionSubstitutions)
 and checks its shape; the second half runs it in a small interpreter
-(ddbsync.local.stepfunctions, the local Step Functions runner) against a fake backfill Lambda.
+(ddbsync_local.stepfunctions, the local Step Functions runner) against a fake backfill Lambda.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ddbsync.local.stepfunctions import TaskFailed, run, substitute
+from ddbsync_local.stepfunctions import TaskFailed, run, substitute
 
 ROOT = Path(__file__).resolve().parents[2]
 ASL = ROOT / "statemachine" / "backfill.asl.json"
@@ -254,7 +254,7 @@ FILES = [
 
 
 class FakeBackfill:
-    """Stands in for ddbsync.backfill.handler: records calls, returns contract-shaped results."""
+    """Stands in for ddbsync.backfill.steps.handler: records calls, returns contract-shaped results."""
 
     def __init__(self, **overrides: Handler) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
@@ -454,7 +454,7 @@ def test_an_index_file_result_without_done_fails_instead_of_skipping_lines(
 def test_the_deployed_definition_is_the_one_the_package_ships() -> None:
     # template.yaml deploys statemachine/backfill.asl.json; `ddbsync backfill` (installed, no
     # checkout) runs the packaged copy. One file: the repo path is a link to the package's.
-    from ddbsync.local.backfill_run import ASL_PATH
+    from ddbsync_local.backfill_run import ASL_PATH
 
     assert ASL.is_symlink()
     assert ASL.resolve() == ASL_PATH.resolve()

@@ -603,7 +603,7 @@ def test_backfill_function_is_the_thin_handler_with_a_long_timeout(
     assert backfill["CodeUri"] == "functions/backfill/"
     assert backfill["Handler"] == "app.handler"
     app = (ROOT / backfill["CodeUri"] / "app.py").read_text(encoding="utf-8")
-    assert "from ddbsync.backfill import handler" in app
+    assert "from ddbsync.backfill.steps import handler" in app
     assert backfill["Layers"] == [{"Ref": "DdbsyncLayer"}]
     assert function_setting(template, backfill, "Runtime") == "python3.13"
     assert function_setting(template, backfill, "Architectures") == ["arm64"]

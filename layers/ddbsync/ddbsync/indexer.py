@@ -18,14 +18,10 @@ from typing import TYPE_CHECKING, Protocol
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ddbsync.aws import sqs_client
-from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, backoff_s, make_writes
 from ddbsync.config import Settings
-from ddbsync.conflicts import SUPERSEDED
 from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
 from ddbsync.errors import DdbsyncError, DeadLetterError, IndexAdminError, RecordError
-from ddbsync.floors import Target, View
 from ddbsync.gcpause import paused_gc
-from ddbsync.index_admin import ensure_index, next_alias_name, read_view
 from ddbsync.mapping import (
     Change,
     Poison,
@@ -36,9 +32,13 @@ from ddbsync.mapping import (
     sequence_number_of,
 )
 from ddbsync.observability import logger, metrics, tracer
-from ddbsync.opensearch import build_client
-from ddbsync.sending import send
-from ddbsync.transport import OpenSearchTransport, Transport
+from ddbsync.opensearch.bulk import Deadline, Outcome, SendReport, Write, WriteResult, backoff_s, make_writes
+from ddbsync.opensearch.client import build_client
+from ddbsync.opensearch.conflicts import SUPERSEDED
+from ddbsync.opensearch.floors import Target, View
+from ddbsync.opensearch.indices import ensure_index, next_alias_name, read_view
+from ddbsync.opensearch.sending import send
+from ddbsync.opensearch.transport import OpenSearchTransport, Transport
 from ddbsync.versioning import floor_version
 
 if TYPE_CHECKING:

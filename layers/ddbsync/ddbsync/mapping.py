@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ddbsync.decode import JsonValue, decode_item
-from ddbsync.docid import document_id
+from ddbsync.dynamodb.decode import JsonValue, decode_item
+from ddbsync.dynamodb.keys import document_id
 from ddbsync.errors import RecordError
 from ddbsync.versioning import Ordering, sequence_rank, stream_version
 

@@ -16,8 +16,8 @@ from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
 from ddbsync.errors import IndexAdminError
-from ddbsync.floors import Target, View, floor_meta, floor_of_mappings
 from ddbsync.mapping import META_FIELD
+from ddbsync.opensearch.floors import Target, View, floor_meta, floor_of_mappings
 
 __all__ = [
     "META_MAPPING",
@@ -90,7 +90,7 @@ def ensure_index(client: OpenSearch, alias: str, template_path: Path) -> str:
                 f"(ddbsync creates {alias}-000001 and the alias when neither exists)"
             )
         index = _write_index(alias, found)
-        # Never through _meta: it holds a backfilled index's snapshot floor (ddbsync.floors).
+        # Never through _meta: it holds a backfilled index's snapshot floor (ddbsync.opensearch.floors).
         mappings = {k: v for k, v in cast(dict[str, object], template["mappings"]).items() if k != "_meta"}
         client.indices.put_mapping(index=index, body=mappings)
         return index
@@ -193,7 +193,7 @@ def create_backfill_index(
 
     Backfill-friendly settings (no replicas, no refresh) until :func:`finalize_backfill`.
     ``floor`` (epoch seconds) goes into the mapping's ``_meta`` in the same call, so no
-    writer ever sees the next alias without it (ddbsync.floors). The live alias is not
+    writer ever sees the next alias without it (ddbsync.opensearch.floors). The live alias is not
     touched. Fails when a backfill already holds the next alias.
     """
     next_alias = next_alias_name(alias)

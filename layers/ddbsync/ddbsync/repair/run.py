@@ -70,26 +70,26 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from botocore.exceptions import ClientError
 
-from ddbsync.backfill import (
+from ddbsync.backfill.steps import (
     EXPORT_ADVICE,
     BackfillSettings,
     describe_export,
     export_args,
     start_export,
 )
-from ddbsync.bulk import Deadline, Outcome, make_writes
 from ddbsync.config import Settings
-from ddbsync.decode import JsonValue, decode_item
-from ddbsync.docid import document_id
+from ddbsync.dynamodb.decode import JsonValue, decode_item
+from ddbsync.dynamodb.export_format import IncrementalRecord, iter_incremental
+from ddbsync.dynamodb.export_manifest import read_files, read_summary, summary_key_from_export
+from ddbsync.dynamodb.keys import document_id
 from ddbsync.errors import ConfigError, DdbsyncError, IndexAdminError
-from ddbsync.export_format import IncrementalRecord, iter_incremental
-from ddbsync.export_manifest import read_files, read_summary, summary_key_from_export
-from ddbsync.floors import View
 from ddbsync.gcpause import paused_gc
-from ddbsync.index_admin import read_view
 from ddbsync.mapping import META_FIELD, Change
-from ddbsync.sending import send
-from ddbsync.transport import OpenSearchTransport
+from ddbsync.opensearch.bulk import Deadline, Outcome, make_writes
+from ddbsync.opensearch.floors import View
+from ddbsync.opensearch.indices import read_view
+from ddbsync.opensearch.sending import send
+from ddbsync.opensearch.transport import OpenSearchTransport
 from ddbsync.versioning import Ordering, export_ordering, export_version
 
 if TYPE_CHECKING:
@@ -497,7 +497,7 @@ def main(
     """Entry point for the CLI. Tests pass ``env``, ``exports`` and ``s3`` (moto stand-ins)."""
     import boto3
 
-    from ddbsync.opensearch import build_client
+    from ddbsync.opensearch.client import build_client
 
     out = out or sys.stdout
     problems: list[str] = []

@@ -1,6 +1,6 @@
 """The validating DynamoDB-JSON decoder: slow, thorough, and precise about errors.
 
-:mod:`ddbsync.decode` runs a fast decoder first and falls back to this one when
+:mod:`ddbsync.dynamodb.decode` runs a fast decoder first and falls back to this one when
 anything looks wrong, so that a bad value is reported with its exact path (for
 example ``m.tags[2]``) and a reason, and an odd-but-valid input (a Mapping that
 is not a dict, bytes for B) still decodes. Both produce the same values, and
@@ -10,7 +10,7 @@ them against each other, invalid input included).
 What is refused, one reason per kind of problem (the same text whichever path
 meets it, document ids included):
 
-* a number outside DynamoDB's syntax, precision or range: :func:`ddbsync.numbers.parse_number`;
+* a number outside DynamoDB's syntax, precision or range: :func:`ddbsync.dynamodb.numbers.parse_number`;
 * B text that is not canonical base64 (:func:`base64_bytes`), in B and BS alike;
 * an empty set, or a set with a duplicate member (``"1"`` and ``"1.0"`` are one
   number, B members are compared as bytes): DynamoDB has neither;
@@ -24,8 +24,8 @@ import binascii
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
+from ddbsync.dynamodb.numbers import parse_number
 from ddbsync.errors import DecodeError, UnknownTypeTagError
-from ddbsync.numbers import parse_number
 
 __all__ = ["base64_bytes", "checked_item", "checked_number", "checked_value"]
 
@@ -37,7 +37,7 @@ def _shown(text: str) -> str:
 
 
 def checked_number(text: object, path: str = "$") -> object:
-    """Decode one N value (validated by :func:`ddbsync.numbers.parse_number`)."""
+    """Decode one N value (validated by :func:`ddbsync.dynamodb.numbers.parse_number`)."""
     return parse_number(text, path).value
 
 

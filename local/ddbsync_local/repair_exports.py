@@ -2,9 +2,9 @@
 
 moto runs ExportTableToPointInTime but ignores ``INCREMENTAL_EXPORT`` and writes no
 files. :class:`LocalIncrementalExports` calls it anyway (through
-:class:`~ddbsync.repair.AwsIncrementalExports`, so a table without PITR fails as in
+:class:`~ddbsync.repair.run.AwsIncrementalExports`, so a table without PITR fails as in
 AWS), then writes the export AWS would have written with
-:func:`~ddbsync.local.exporter.write_incremental_export`: compacted to one record per
+:func:`~ddbsync_local.exporter.write_incremental_export`: compacted to one record per
 item (its last change in the window), in the real file and manifest format.
 
 The window's changes come from the test (``changes``) or, by default, from the table's
@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import orjson
 
-from ddbsync.backfill import BackfillSettings
-from ddbsync.local.exporter import Change, write_incremental_export
-from ddbsync.repair import AwsIncrementalExports, Window
+from ddbsync.backfill.steps import BackfillSettings
+from ddbsync.repair.run import AwsIncrementalExports, Window
+from ddbsync_local.exporter import Change, write_incremental_export
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -72,7 +72,7 @@ class _LocalExport:
 
 
 class LocalIncrementalExports:
-    """:class:`~ddbsync.repair.IncrementalExports` against moto, writing a real-format export.
+    """:class:`~ddbsync.repair.run.IncrementalExports` against moto, writing a real-format export.
 
     ``in_progress_polls`` DescribeExport calls answer IN_PROGRESS before COMPLETED (or
     FAILED with ``fail=True``), so the polling loop runs as in AWS.

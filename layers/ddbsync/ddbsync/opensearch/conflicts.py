@@ -16,8 +16,8 @@ from collections import defaultdict
 
 import orjson
 
-from ddbsync.bulk import Deadline, Outcome, Write, WriteResult, classify_status
-from ddbsync.transport import StoredMeta, Transport, TransportError
+from ddbsync.opensearch.bulk import Deadline, Outcome, Write, WriteResult, classify_status
+from ddbsync.opensearch.transport import StoredMeta, Transport, TransportError
 from ddbsync.versioning import EXPORT_RANK, Ordering, second_of
 
 __all__ = ["MAX_ROUNDS", "SUPERSEDED", "resolve_conflicts", "stored_ordering", "supersede_rejected"]

@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddbsync.backfill_files import index_items
-from ddbsync.bulk import Deadline
+from ddbsync.backfill.files import index_items
 from ddbsync.config import Settings
+from ddbsync.dynamodb.export_format import iter_export_items
+from ddbsync.dynamodb.export_manifest import read_files, read_summary, summary_key_from_export
 from ddbsync.errors import ConfigError, DdbsyncError
-from ddbsync.export_format import iter_export_items
-from ddbsync.export_manifest import read_files, read_summary, summary_key_from_export
-from ddbsync.index_admin import abort_backfill, create_backfill_index, finalize_backfill
 from ddbsync.observability import logger
-from ddbsync.opensearch import build_client
-from ddbsync.transport import OpenSearchTransport
+from ddbsync.opensearch.bulk import Deadline
+from ddbsync.opensearch.client import build_client
+from ddbsync.opensearch.indices import abort_backfill, create_backfill_index, finalize_backfill
+from ddbsync.opensearch.transport import OpenSearchTransport
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

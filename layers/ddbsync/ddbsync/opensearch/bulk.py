@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from ddbsync.decode import dumps_bytes
+from ddbsync.dynamodb.decode import dumps_bytes
 from ddbsync.errors import DdbsyncError
 from ddbsync.mapping import Change
-from ddbsync.transport import BulkItemResult, Transport, TransportError
+from ddbsync.opensearch.transport import BulkItemResult, Transport, TransportError
 
 __all__ = [
     "Deadline",

@@ -20,7 +20,7 @@ __all__ = ["build_client"]
 
 
 def build_client(settings: Settings, *, timeout_s: float = 30.0) -> OpenSearch:
-    """A client for ``settings.endpoint``; retries are ours (ddbsync.bulk), not the client's."""
+    """A client for ``settings.endpoint``; retries are ours (ddbsync.opensearch.bulk), not the client's."""
     common: dict[str, Any] = {
         "hosts": [settings.endpoint],
         "timeout": timeout_s,

@@ -1,16 +1,16 @@
 """``ddbsync backfill``: the backfill state machine, run on one machine.
 
 The deployed flow is ``statemachine/backfill.asl.json`` driving the backfill Lambda
-(:mod:`ddbsync.backfill`). Here the same definition runs in the local Step Functions
-runner (:mod:`ddbsync.local.stepfunctions`), every Task calls the same
-:class:`~ddbsync.backfill.Backfill` actions with a :class:`~ddbsync.local.context.LocalContext`,
+(:mod:`ddbsync.backfill.steps`). Here the same definition runs in the local Step Functions
+runner (:mod:`ddbsync_local.stepfunctions`), every Task calls the same
+:class:`~ddbsync.backfill.steps.Backfill` actions with a :class:`~ddbsync_local.context.LocalContext`,
 DynamoDB and S3 are moto (in-process, or a moto_server through ``AWS_ENDPOINT_URL``) and
 OpenSearch is real.
 
 moto runs ExportTableToPointInTime but writes no manifests and no AWS-format data
-files, so :class:`LocalExports` calls it (through :class:`~ddbsync.backfill.AwsExports`,
+files, so :class:`LocalExports` calls it (through :class:`~ddbsync.backfill.steps.AwsExports`,
 so a table without PITR fails the same way as in AWS) and then writes the export
-AWS would have written with :func:`ddbsync.local.exporter.write_export`: the manifest and
+AWS would have written with :func:`ddbsync_local.exporter.write_export`: the manifest and
 data-file readers under test are the ones that run in AWS.
 
 Waits are not slept. ``WaitForExport`` has nothing to wait for (the local export is
@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ddbsync.backfill import AwsExports, Backfill, BackfillSettings
+from ddbsync.backfill.steps import AwsExports, Backfill, BackfillSettings
 from ddbsync.config import Settings
-from ddbsync.local.context import LocalContext
-from ddbsync.local.exporter import write_export
-from ddbsync.local.stepfunctions import Execution, lambda_task, load_definition, run
+from ddbsync_local.context import LocalContext
+from ddbsync_local.exporter import write_export
+from ddbsync_local.stepfunctions import Execution, lambda_task, load_definition, run
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -60,7 +60,7 @@ __all__ = [
 # The deployed definition. It ships in the package (templates/), so an installed
 # `ddbsync backfill` runs without a checkout; statemachine/backfill.asl.json, which
 # template.yaml deploys, is a symbolic link to this same file.
-ASL_PATH = Path(__file__).resolve().parents[1] / "templates" / "backfill.asl.json"
+ASL_PATH = Path(__file__).resolve().parent / "templates" / "backfill.asl.json"
 FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:ddbsync-local-BackfillFunction"
 DEFAULT_BUCKET = "ddbsync-local-exports"
 # moto's ExportTableToPointInTime requires S3Prefix (AWS does not), so local runs always use one.
@@ -79,7 +79,7 @@ class _LocalExport:
 
 
 class LocalExports:
-    """:class:`~ddbsync.backfill.Exports` against moto, writing a real-format export.
+    """:class:`~ddbsync.backfill.steps.Exports` against moto, writing a real-format export.
 
     ``items_per_file`` sets the size of the data files; ``fail=True`` makes
     :meth:`describe` report the export FAILED (with ``FailureCode`` and ``FailureMessage``),
@@ -303,7 +303,7 @@ EXIT_OK, EXIT_FAILED, EXIT_NO_OPENSEARCH, EXIT_BAD_TABLE = 0, 1, 2, 3
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``ddbsync backfill``."""
-    from ddbsync.local.demo import DEFAULT_ALIAS, TABLE
+    from ddbsync_local.demo import DEFAULT_ALIAS, TABLE
 
     parser.epilog = (
         "Environment: OPENSEARCH_URL (default http://127.0.0.1:9200; start one with "
@@ -331,8 +331,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Entry point for the CLI."""
-    from ddbsync.local.demo import aws_backend, aws_defaults
-    from ddbsync.local.search import OpenSearchUnavailable, SearchHttp, opensearch_url
+    from ddbsync_local.demo import aws_backend, aws_defaults
+    from ddbsync_local.search import OpenSearchUnavailable, SearchHttp, opensearch_url
 
     url = opensearch_url()
     try:
@@ -351,7 +351,7 @@ def _main(args: argparse.Namespace, url: str) -> int:
     import boto3
 
     from ddbsync.observability import quiet_logs
-    from ddbsync.opensearch import build_client
+    from ddbsync.opensearch.client import build_client
 
     ddb = boto3.client("dynamodb")
     s3 = boto3.client("s3")
@@ -414,7 +414,7 @@ def ensure_bucket(s3: S3Client, bucket: str) -> None:
 
 def seed_table(ddb: DynamoDBClient, table: str, count: int) -> None:
     """Create the demo table (pk, sk; stream; PITR on) and write ``count`` items."""
-    from ddbsync.local.demo import create_stream_table
+    from ddbsync_local.demo import create_stream_table
 
     create_stream_table(ddb, table)
     ddb.update_continuous_backups(

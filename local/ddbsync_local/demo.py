@@ -1,11 +1,11 @@
 """``ddbsync demo``: the stream indexer's whole flow, then a backfill, on one machine.
 
 moto (in-process, or a moto_server through ``AWS_ENDPOINT_URL``) plays DynamoDB,
-DynamoDB Streams, SQS and S3; :class:`~ddbsync.local.esm.EventSourceMapping` plays
+DynamoDB Streams, SQS and S3; :class:`~ddbsync_local.esm.EventSourceMapping` plays
 Lambda's event source mapping; the real handler from ``ddbsync.indexer`` writes
 to a real OpenSearch. The index is compared with a table Scan; then the backfill
 state machine rebuilds the index from a point-in-time export
-(:mod:`ddbsync.local.backfill_run`) while the table keeps changing, swaps the alias,
+(:mod:`ddbsync_local.backfill_run`) while the table keeps changing, swaps the alias,
 and the comparison runs again.
 """
 
@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from ddbsync.local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
-from ddbsync.local.search import OpenSearchUnavailable, SearchHttp, opensearch_url
 from ddbsync.observability import quiet_logs
+from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
+from ddbsync_local.search import OpenSearchUnavailable, SearchHttp, opensearch_url
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -193,9 +193,10 @@ def _backfill(
     alias and to ``<alias>-next`` (the backfill's index) while that exists.
     ``deleted`` gets the ids of the items deleted here.
     """
-    from ddbsync.backfill import BackfillSettings
+    from ddbsync.backfill.steps import BackfillSettings
     from ddbsync.config import Settings
-    from ddbsync.local.backfill_run import (
+    from ddbsync.opensearch.client import build_client
+    from ddbsync_local.backfill_run import (
         DEFAULT_BUCKET,
         DEFAULT_PREFIX,
         LocalExports,
@@ -203,7 +204,6 @@ def _backfill(
         local_env,
         run_backfill,
     )
-    from ddbsync.opensearch import build_client
 
     s3 = boto3.client("s3")
     ensure_bucket(s3, DEFAULT_BUCKET)

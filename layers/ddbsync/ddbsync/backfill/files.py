@@ -14,7 +14,7 @@ serialized document (the parsed line and the decoded body are dropped once it is
 written). So a chunk is one ``_bulk`` request (unless ``BULK_MAX_ACTIONS`` is below
 ``chunk_items``), and at any time a file holds about one chunk being sent (its
 documents, the request body and its pieces), one chunk read ahead
-(:mod:`ddbsync.prefetch`) and the item being read: a few times ``BULK_MAX_BYTES``
+(:mod:`ddbsync.backfill.prefetch`) and the item being read: a few times ``BULK_MAX_BYTES``
 plus one item, whatever the size of the items or of the file.
 """
 
@@ -26,16 +26,16 @@ from dataclasses import dataclass
 
 import orjson
 
-from ddbsync.bulk import Deadline, Outcome, Write, source_of
+from ddbsync.backfill.prefetch import prefetched
 from ddbsync.config import Settings
-from ddbsync.decode import JsonValue, decode_item
-from ddbsync.docid import document_id
+from ddbsync.dynamodb.decode import JsonValue, decode_item
+from ddbsync.dynamodb.keys import document_id
 from ddbsync.errors import DdbsyncError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import META_FIELD, Change
-from ddbsync.prefetch import prefetched
-from ddbsync.sending import send
-from ddbsync.transport import Transport
+from ddbsync.opensearch.bulk import Deadline, Outcome, Write, source_of
+from ddbsync.opensearch.sending import send
+from ddbsync.opensearch.transport import Transport
 from ddbsync.versioning import export_ordering, export_version
 
 __all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items"]
@@ -185,7 +185,7 @@ def index_items(
 
     Chunks hold at most ``chunk_items`` items and ``settings.bulk_max_bytes`` bytes of
     bulk lines (or one larger item). The next chunk is read and decoded in a
-    background thread while the current one is being sent (:mod:`ddbsync.prefetch`);
+    background thread while the current one is being sent (:mod:`ddbsync.backfill.prefetch`);
     chunks are still sent, acknowledged and checkpointed strictly in order, and a chunk
     read ahead but not sent is simply read again by the next call.
     """

@@ -13,13 +13,13 @@ Compared with boto3's ``TypeDeserializer`` the output is JSON-ready and exact:
 
 The decoder is the contract: it accepts what DynamoDB can hold and nothing
 else, identically on every path. Numbers must be DynamoDB number text within
-its precision and range (:func:`ddbsync.numbers.parse_number`, the one judge),
+its precision and range (:func:`ddbsync.dynamodb.numbers.parse_number`, the one judge),
 B text must be canonical base64, sets must be non-empty without duplicates.
-The details and reasons are in :mod:`ddbsync.decode_checked`.
+The details and reasons are in :mod:`ddbsync.dynamodb.decode_checked`.
 
 Speed: the common case runs a tight decoder with no per-value bookkeeping
 (``_map``). On anything unexpected it falls back to
-:mod:`ddbsync.decode_checked`, which validates every value and raises
+:mod:`ddbsync.dynamodb.decode_checked`, which validates every value and raises
 :class:`DecodeError` with the exact path, or returns the same result for
 odd-but-valid input. So every error, and its reason, comes from the checked
 decoder; the fast one only has to never accept what the checked one refuses,
@@ -33,15 +33,15 @@ from typing import Any
 
 import orjson
 
-from ddbsync.decode_checked import base64_bytes, checked_item, checked_value
-from ddbsync.errors import DecodeError
-from ddbsync.numbers import (
+from ddbsync.dynamodb.decode_checked import base64_bytes, checked_item, checked_value
+from ddbsync.dynamodb.numbers import (
     BigInt,
     ExactDecimal,
     canonical_number,
     parse_number,
     plain_decimal_as_float,
 )
+from ddbsync.errors import DecodeError
 
 __all__ = [
     "BigInt",

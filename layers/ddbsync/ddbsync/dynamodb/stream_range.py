@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import ClientError
 
-from ddbsync.local.shapes import to_lambda_record
+from ddbsync.dynamodb.stream import to_lambda_record
 from ddbsync.mapping import StreamRecord
 
 if TYPE_CHECKING:

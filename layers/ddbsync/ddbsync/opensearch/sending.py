@@ -3,8 +3,8 @@
 The one call every writer uses (stream indexer, replay, backfill, repair), so they all get
 the same chunking, backoff, same-second tie-break (docs/versioning.md), the same treatment
 of a rejected write whose document the index already supersedes (stale, not poison) and,
-given the targets' :class:`~ddbsync.floors.View`, the same snapshot-floor rule
-(ddbsync.floors).
+given the targets' :class:`~ddbsync.opensearch.floors.View`, the same snapshot-floor rule
+(ddbsync.opensearch.floors).
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ddbsync.bulk import Deadline, Outcome, SendReport, Write, WriteResult, send_writes
 from ddbsync.config import Settings
-from ddbsync.conflicts import resolve_conflicts, supersede_rejected
 from ddbsync.errors import IndexAdminError
-from ddbsync.floors import View, check_after_writing, refuse_below_floors
-from ddbsync.transport import Transport
+from ddbsync.opensearch.bulk import Deadline, Outcome, SendReport, Write, WriteResult, send_writes
+from ddbsync.opensearch.conflicts import resolve_conflicts, supersede_rejected
+from ddbsync.opensearch.floors import View, check_after_writing, refuse_below_floors
+from ddbsync.opensearch.transport import Transport
 
 __all__ = ["send"]
 
@@ -33,13 +33,13 @@ def send(
     always_reread: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SendReport:
-    """:func:`ddbsync.bulk.send_writes` with ``settings``' limits and the exact conflict resolver.
+    """:func:`ddbsync.opensearch.bulk.send_writes` with ``settings``' limits and the exact conflict resolver.
 
     With ``view`` (the targets and their floors, as read before the writes were made),
     index writes below a target's floor are refused, not sent. With ``reread`` too, the
     targets are read again after writing whenever a write was refused, a backfill is
     running, or ``always_reread`` (a writer whose requests may outlast a backfill's
-    wait, such as repair), and :func:`ddbsync.floors.check_after_writing` runs on the
+    wait, such as repair), and :func:`ddbsync.opensearch.floors.check_after_writing` runs on the
     new view.
     """
     to_send, refused = (writes, []) if view is None else refuse_below_floors(writes, view)

@@ -9,7 +9,7 @@ every data file is gzip-compressed, one item per line.
   S -> string, N -> decimal, B -> blob, BOOL -> bool, NULL -> null, M -> struct,
   L -> list, and SS/NS/BS -> lists annotated ``$dynamodb_SS``/``$dynamodb_NS``/``$dynamodb_BS``.
 
-Both yield the item in DynamoDB JSON, so :func:`ddbsync.decode.decode_item` gives the
+Both yield the item in DynamoDB JSON, so :func:`ddbsync.dynamodb.decode.decode_item` gives the
 same values whichever format the export used. Ion numbers become the text DynamoDB
 itself returns (``2d3`` -> ``"2000"``, ``1.50`` -> ``"1.5"``), with every digit kept, by
 the same number parser as everywhere else (:func:`ion_number_text`).
@@ -40,8 +40,8 @@ from amazon.ion.core import IonType  # type: ignore[import-untyped]
 from amazon.ion.exceptions import IonException  # type: ignore[import-untyped]
 from amazon.ion.simple_types import IonPyNull  # type: ignore[import-untyped]
 
+from ddbsync.dynamodb.numbers import canonical_number
 from ddbsync.errors import DecodeError, ExportFormatError
-from ddbsync.numbers import canonical_number
 
 __all__ = [
     "FORMATS",
@@ -129,7 +129,7 @@ def _json_map(value: object, what: str, key: str, number: int) -> Item:
 def ion_number_text(value: Decimal | int) -> str:
     """The N text DynamoDB returns for an Ion int or decimal: canonical digits, every digit kept.
 
-    The text comes from :func:`ddbsync.numbers.canonical_number`, the parser the
+    The text comes from :func:`ddbsync.dynamodb.numbers.canonical_number`, the parser the
     decoder and document ids use, so an Ion export gives the same text, value and
     id as a DYNAMODB_JSON one. A number DynamoDB cannot hold (over 38 digits,
     outside its range) is not judged here: it is passed on exactly, in exponent

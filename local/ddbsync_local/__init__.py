@@ -6,8 +6,9 @@ function (README, "Development").
 
 from __future__ import annotations
 
-from ddbsync.local.context import LocalContext
-from ddbsync.local.esm import (
+from ddbsync.dynamodb.stream import StreamEvent, StreamRecord, to_lambda_record
+from ddbsync_local.context import LocalContext
+from ddbsync_local.esm import (
     BatchInfo,
     EsmConfig,
     EsmStats,
@@ -17,7 +18,6 @@ from ddbsync.local.esm import (
     OnFailureRecord,
     sqs_on_failure,
 )
-from ddbsync.local.shapes import StreamEvent, StreamRecord, to_lambda_record
 
 __all__ = [
     "BatchInfo",

@@ -5,7 +5,7 @@ says which items did not exist at T, so a change older than the snapshot must no
 a live document there: it would bring back an item deleted before T. Prepare records the
 index's floor F (epoch seconds, F <= T) in its mapping ``_meta.ddbsync.floor``; writers
 read the floors of the indices behind their aliases (a :class:`View`) and
-:func:`ddbsync.sending.send` applies the rule here:
+:func:`ddbsync.opensearch.sending.send` applies the rule here:
 
 * an *index* write whose version is below ``floor_version(F)`` is never sent (STALE,
   :data:`FLOOR_REASON`); tombstones are always sent (a hidden tombstone brings nothing back);
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import orjson
 
-from ddbsync.bulk import Deadline, Outcome, Write, WriteResult
 from ddbsync.mapping import META_FIELD
 from ddbsync.observability import logger
-from ddbsync.transport import StoredMeta, Transport, TransportError
+from ddbsync.opensearch.bulk import Deadline, Outcome, Write, WriteResult
+from ddbsync.opensearch.transport import StoredMeta, Transport, TransportError
 from ddbsync.versioning import floor_version, second_of
 
 __all__ = [

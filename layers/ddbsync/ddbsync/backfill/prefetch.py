@@ -12,7 +12,7 @@ point, after every item before it. Memory stays bounded: the thread pulls the ne
 item only when the queue has room, so besides the item the consumer holds at most
 ``depth`` items exist, queued or being made (a thread that pulled first and then
 waited for room would hold one more). The backfill's items are chunks bounded in
-bytes (:mod:`ddbsync.backfill_files`), so this bounds the bytes read ahead too.
+bytes (:mod:`ddbsync.backfill.files`), so this bounds the bytes read ahead too.
 Leaving the ``with`` block stops the thread and waits for it, so the caller may close
 the underlying file right after.
 """

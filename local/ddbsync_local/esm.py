@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any, TypedDict
 
 import boto3
 
-from ddbsync.local.context import LocalContext
-from ddbsync.local.shapes import StreamEvent, StreamRecord, to_lambda_record
+from ddbsync.dynamodb.stream import StreamEvent, StreamRecord, to_lambda_record
+from ddbsync_local.context import LocalContext
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient

@@ -77,7 +77,7 @@ def _status(e: os_exc.TransportError) -> int | None:
 
 
 class OpenSearchTransport:
-    """:class:`Transport` over an opensearch-py client (built by ddbsync.opensearch)."""
+    """:class:`Transport` over an opensearch-py client (built by ddbsync.opensearch.client)."""
 
     def __init__(self, client: OpenSearch) -> None:
         self.client = client

@@ -9,7 +9,7 @@ backfill, repair, replay).
 The rule
 --------
 1. Each key attribute becomes text: ``S`` as is, ``N`` in canonical digits
-   (:func:`ddbsync.numbers.canonical_number`: ``1.50`` and ``1.5`` are one
+   (:func:`ddbsync.dynamodb.numbers.canonical_number`: ``1.50`` and ``1.5`` are one
    DynamoDB key and give one text, different numbers give different texts),
    ``B`` as canonical base64 (one text per byte string). Numbers and B values
    are validated exactly as in an item image, with the same reasons.
@@ -44,9 +44,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from ddbsync.decode_checked import checked_value
+from ddbsync.dynamodb.decode_checked import checked_value
+from ddbsync.dynamodb.numbers import canonical_number
 from ddbsync.errors import RecordError
-from ddbsync.numbers import canonical_number
 
 __all__ = ["HASHED_ID_PREFIX", "MAX_ID_BYTES", "document_id", "key_part"]
 
