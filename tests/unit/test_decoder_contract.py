@@ -1,7 +1,9 @@
 """The decoder is the contract: one verdict, and one reason, on every path that reads a value.
 
-Paths: the fast decoder (decode_item / decode_value), the checked decoder, document ids
-(a stream REMOVE carries only Keys), and export files (read, then turned into a write).
+Paths: the decoder (decode_item / decode_value), document ids (a stream REMOVE carries
+only Keys), and export files (read, then turned into a write). There is one decoder; the
+properties below hold its shortcuts (whole items against single values, the quick number
+shapes against the number parser) to the general code.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from hypothesis import strategies as st
 
 from ddbsync.backfill.files import export_change
 from ddbsync.dynamodb.decode import decode_item, decode_value
-from ddbsync.dynamodb.decode_checked import checked_item, checked_value
 from ddbsync.dynamodb.export_format import iter_export_items
 from ddbsync.dynamodb.keys import document_id
+from ddbsync.dynamodb.numbers import number_value, parse_number
 from ddbsync.errors import DecodeError
 from ddbsync.mapping import map_record
 from tests.support import RecordFactory
@@ -49,10 +51,8 @@ def verdicts(value: dict[str, Any]) -> dict[str, tuple[object, ...]]:
     remove = RecordFactory(sk=None).record("REMOVE", "x")
     remove["dynamodb"]["Keys"] = item
     seen = {
-        "fast item": _outcome(lambda: decode_item(item)),
-        "fast value": _outcome(lambda: decode_value(value, "pk")),
-        "checked item": _outcome(lambda: checked_item(item)),
-        "checked value": _outcome(lambda: checked_value(value, "pk")),
+        "item": _outcome(lambda: decode_item(item)),
+        "value": _outcome(lambda: decode_value(value, "pk")),
         "document id": _outcome(lambda: document_id(item, "pk", None)),
         "stream REMOVE": _outcome(lambda: map_record(remove, "pk", None)),
     }
@@ -92,7 +92,7 @@ def test_out_of_range_numbers_are_refused_with_one_reason_everywhere(text: str) 
 
 def test_a_key_of_1e999_is_refused_like_the_same_value() -> None:
     seen = verdicts({"N": "1e999"})
-    assert seen["document id"] == seen["fast item"]
+    assert seen["document id"] == seen["item"]
     assert "outside DynamoDB's range" in str(seen["document id"][1])
 
 
@@ -168,7 +168,6 @@ def _same_everywhere(value: dict[str, Any]) -> DecodeError:
     errors = []
     for path in (
         lambda: decode_item(item),
-        lambda: checked_item(item),
         lambda: decode_value(value, "s"),
         lambda: decode_item(from_export),
     ):
@@ -204,7 +203,7 @@ def test_a_set_with_a_duplicate_member_is_refused(value: dict[str, list[str]]) -
     assert error.reason.startswith(f"{next(iter(value))} value has a duplicate member")
 
 
-# --- property: the fast decoder and the checked decoder, on valid and invalid input ------------
+# --- property: the decoder's shortcuts against its general code, on valid and invalid input ----
 
 # Number texts: DynamoDB's, and near misses (spaces, '+', leading zeros, other digits, junk).
 valid_numbers = st.one_of(
@@ -283,32 +282,50 @@ def outcome(fn: Callable[[], object]) -> tuple[object, ...]:
 
 @settings(max_examples=400)
 @given(items)
-def test_the_fast_and_the_checked_decoder_agree_on_any_item(item: dict[str, Any]) -> None:
-    assert outcome(lambda: decode_item(item)) == outcome(lambda: checked_item(item))
-    # One attribute at a time too: in a whole item, one bad value sends everything to the
-    # checked decoder and would hide a value the fast decoder wrongly accepted.
-    for name, value in item.items():
-        alone = {name: value}
-        assert outcome(lambda: decode_item(alone)) == outcome(lambda: checked_item(alone))  # noqa: B023
+def test_a_whole_item_decodes_as_its_values_one_by_one(item: dict[str, Any]) -> None:
+    # decode_item's loop takes S, N and M inline; decode_value takes every value through
+    # the per-tag functions. The first error in attribute order wins, with its full path.
+    expected: tuple[object, ...]
+    try:
+        expected = ("value", typed({name: decode_value(v, name) for name, v in item.items()}))
+    except DecodeError as e:
+        expected = (type(e).__name__, e.reason, e.path)
+    assert outcome(lambda: decode_item(item)) == expected
 
 
 @settings(max_examples=300)
 @given(values)
-def test_the_fast_and_the_checked_decoder_agree_on_any_value(value: Any) -> None:
-    assert outcome(lambda: decode_value(value, "v")) == outcome(lambda: checked_value(value, "v"))
+def test_a_value_in_a_list_or_a_map_decodes_as_it_does_alone(value: Any) -> None:
+    alone = outcome(lambda: decode_value(value, "v"))
+    in_list = outcome(lambda: decode_value({"L": [value]}, "v"))
+    in_map = outcome(lambda: decode_value({"M": {"k": value}}, "v"))
+    if alone[0] == "value":
+        assert in_list == ("value", ("list", [alone[1]]))
+        assert in_map == ("value", ("dict", [("k", alone[1])]))
+    else:
+        path = str(alone[2])
+        assert path == "v" or path.startswith(("v.", "v["))
+        inner = path[1:]  # "", ".name..." or "[i]..."
+        assert in_list == (alone[0], alone[1], "v[0]" + inner)
+        assert in_map == (alone[0], alone[1], "v.k" + inner)
 
 
 @settings(max_examples=500)
 @given(number_text)
-def test_every_fast_number_shortcut_agrees_with_the_parser(text: str) -> None:
-    # The inline integer test is written out in the item loop and the list loop, and
-    # _num serves values and sets: each placement, alone, against the checked decoder.
-    for item in (
-        {"n": {"N": text}},
-        {"l": {"L": [{"N": text}]}},
-        {"m": {"M": {"n": {"N": text}}}},
-        {"s": {"NS": [text]}},
-        {"s": {"NS": [text, "1"]}},
+def test_the_quick_number_shapes_agree_with_the_parser(text: str) -> None:
+    assert outcome(lambda: number_value(text)) == outcome(lambda: parse_number(text).value)
+    # Each place a number is read, against the parser's verdict.
+    try:
+        value: object = parse_number(text).value
+    except DecodeError as e:
+        error = (type(e).__name__, e.reason)
+        value = None
+    else:
+        error = None
+    for item, path, decoded in (
+        ({"n": {"N": text}}, "n", {"n": value}),
+        ({"l": {"L": [{"N": text}]}}, "l[0]", {"l": [value]}),
+        ({"m": {"M": {"n": {"N": text}}}}, "m.n", {"m": {"n": value}}),
     ):
-        assert outcome(lambda: decode_item(item)) == outcome(lambda: checked_item(item))  # noqa: B023
-    assert outcome(lambda: decode_value({"N": text})) == outcome(lambda: checked_value({"N": text}))
+        got = outcome(lambda: decode_item(item))  # noqa: B023
+        assert got == (("value", typed(decoded)) if error is None else (*error, path))

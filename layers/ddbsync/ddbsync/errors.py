@@ -1,24 +1,35 @@
-"""The ddbsync error hierarchy.
+"""Every error ddbsync raises on purpose, in one tree.
 
 ::
 
     DdbsyncError
     ├── ConfigError              bad or missing settings (every problem in one message)
-    ├── DecodeError              a DynamoDB-JSON value that cannot be decoded
+    ├── DecodeError              a DynamoDB-JSON value that cannot be decoded (with its path)
     │   └── UnknownTypeTagError  a type tag outside S N B BOOL NULL M L SS NS BS
-    ├── RecordError              a stream record that cannot be mapped to an action
-    ├── IndexAdminError          the index or alias cannot be created or updated
+    ├── RecordError              a stream record that cannot be mapped to an action (poison)
+    ├── ExportFormatError        an export data file that cannot be read (file key and line)
+    ├── ManifestError            an export manifest that is missing or malformed (object key)
+    ├── RangeUnavailable         the stream no longer holds a batch pointer's range (replay)
+    ├── TransportError           a whole OpenSearch request failed (status None: no answer)
+    ├── IndexAdminError          the index or alias cannot be created, read or updated
     ├── DeadLetterError          the record DLQ (or the dead-letter bucket) refused a letter or could
     │                            not be reached, or a letter too big for SQS had no bucket
-    ├── ExportFormatError        an export data file that cannot be read (file key and line)
-    └── ManifestError            an export manifest that is missing or malformed (object key)
+    ├── AccountingError          a record was given two outcomes (a bug: the invocation fails)
+    ├── BackfillError            a backfill step cannot go on
+    │   └── BackfillFileError    an export item that cannot be indexed (file key and line)
+    └── RepairError              a repair cannot go on
 
-Errors carry context as attributes; code never branches on message text.
+Poison, the bad input that goes to the DLQ whole with its reason, is a DecodeError or
+a RecordError: nothing else (no ValueError, no TypeError) means "this record is bad".
+Errors carry their context as attributes; code never branches on message text.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "AccountingError",
+    "BackfillError",
+    "BackfillFileError",
     "ConfigError",
     "DdbsyncError",
     "DeadLetterError",
@@ -26,7 +37,10 @@ __all__ = [
     "ExportFormatError",
     "IndexAdminError",
     "ManifestError",
+    "RangeUnavailable",
     "RecordError",
+    "RepairError",
+    "TransportError",
     "UnknownTypeTagError",
 ]
 
@@ -44,12 +58,24 @@ class ConfigError(DdbsyncError):
 
 
 class DecodeError(DdbsyncError):
-    """A DynamoDB-JSON value cannot be decoded. ``path`` locates it in the item."""
+    """A DynamoDB-JSON value cannot be decoded. ``path`` locates it in the item (``m.tags[2]``)."""
 
     def __init__(self, reason: str, path: str = "") -> None:
         self.reason = reason
         self.path = path
-        super().__init__(f"{reason} at {path}" if path else reason)
+        super().__init__(reason)
+
+    def within(self, outer: str) -> DecodeError:
+        """Locate this error inside ``outer`` (an attribute name, ``[i]`` or ``$``); returns self.
+
+        The decoder builds paths from the inside out, only when an error travels up.
+        """
+        inner = self.path
+        self.path = outer if not inner else outer + inner if inner.startswith("[") else f"{outer}.{inner}"
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.reason} at {self.path}" if self.path else self.reason
 
 
 class UnknownTypeTagError(DecodeError):
@@ -68,28 +94,6 @@ class RecordError(DdbsyncError):
         self.sequence_number = sequence_number
         where = f" (record {sequence_number})" if sequence_number else ""
         super().__init__(f"{reason}{where}")
-
-
-class IndexAdminError(DdbsyncError):
-    """Creating or updating the index, its mapping or its alias failed."""
-
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        self.reason = reason
-        self.status = status
-        super().__init__(f"{reason} (HTTP {status})" if status else reason)
-
-
-class DeadLetterError(DdbsyncError):
-    """Sending poison records to the record DLQ failed; they stay unhandled.
-
-    ``failed_ids`` are the sequence numbers of the letters not accepted: refused by SQS,
-    SQS or S3 unreachable, or too big for an SQS message with no ``DEAD_LETTER_BUCKET``.
-    """
-
-    def __init__(self, reason: str, failed_ids: list[str] | None = None) -> None:
-        self.reason = reason
-        self.failed_ids = list(failed_ids or [])
-        super().__init__(reason)
 
 
 class ExportFormatError(DdbsyncError):
@@ -113,3 +117,64 @@ class ManifestError(DdbsyncError):
         self.key = key
         self.reason = reason
         super().__init__(f"{key}: {reason}" if key else reason)
+
+
+class RangeUnavailable(DdbsyncError):
+    """The stream no longer holds (all of) a batch pointer's range."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class TransportError(DdbsyncError):
+    """A whole OpenSearch request failed. ``status`` is None for connection errors and timeouts."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(f"{reason} (HTTP {status})" if status else reason)
+
+
+class IndexAdminError(DdbsyncError):
+    """Creating, reading or updating the index, its mapping or its alias failed."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        self.reason = reason
+        self.status = status
+        super().__init__(f"{reason} (HTTP {status})" if status else reason)
+
+
+class DeadLetterError(DdbsyncError):
+    """Sending poison records to the record DLQ failed; they stay unhandled.
+
+    ``failed_ids`` are the sequence numbers of the letters not accepted: refused by SQS,
+    SQS or S3 unreachable, or too big for an SQS message with no ``DEAD_LETTER_BUCKET``.
+    """
+
+    def __init__(self, reason: str, failed_ids: list[str] | None = None) -> None:
+        self.reason = reason
+        self.failed_ids = list(failed_ids or [])
+        super().__init__(reason)
+
+
+class AccountingError(DdbsyncError):
+    """A record was given two outcomes: a bug, so the invocation fails and Lambda retries it all."""
+
+
+class BackfillError(DdbsyncError):
+    """A backfill step cannot go on; the message says where and why."""
+
+
+class BackfillFileError(BackfillError):
+    """An export item that cannot be indexed: the backfill stops, the alias is not swapped."""
+
+    def __init__(self, key: str, line: int, reason: str) -> None:
+        self.key = key
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{key}, line {line}: {reason}")
+
+
+class RepairError(DdbsyncError):
+    """The repair cannot go on; the message says where and why."""

@@ -20,7 +20,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from ddbsync.aws import sqs_client
 from ddbsync.config import Settings
 from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
-from ddbsync.errors import DdbsyncError, DeadLetterError, IndexAdminError, RecordError
+from ddbsync.errors import AccountingError, DeadLetterError, IndexAdminError, RecordError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import (
     Change,
@@ -68,10 +68,6 @@ class Disposition(enum.Enum):
     SKIPPED = "skipped"  # skipped by configuration (TTL_REMOVES=keep)
     DEAD_LETTERED = "dead_lettered"  # whole in the record DLQ, with the reason
     FAILED = "failed"  # reported as a batch item failure: Lambda delivers it again
-
-
-class AccountingError(DdbsyncError):
-    """A record was given two outcomes: a bug, so the invocation fails and Lambda retries it all."""
 
 
 @dataclass(slots=True)

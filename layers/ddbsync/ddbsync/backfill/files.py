@@ -30,7 +30,7 @@ from ddbsync.backfill.prefetch import prefetched
 from ddbsync.config import Settings
 from ddbsync.dynamodb.decode import JsonValue, decode_item
 from ddbsync.dynamodb.keys import document_id
-from ddbsync.errors import DdbsyncError
+from ddbsync.errors import BackfillFileError, DdbsyncError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import META_FIELD, Change
 from ddbsync.opensearch.bulk import Deadline, Outcome, Write, source_of
@@ -41,16 +41,6 @@ from ddbsync.versioning import export_ordering, export_version
 __all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items"]
 
 CHUNK_ITEMS = 500
-
-
-class BackfillFileError(DdbsyncError):
-    """An export item that cannot be indexed: the backfill stops, the alias is not swapped."""
-
-    def __init__(self, key: str, line: int, reason: str) -> None:
-        self.key = key
-        self.line = line
-        self.reason = reason
-        super().__init__(f"{key}, line {line}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)

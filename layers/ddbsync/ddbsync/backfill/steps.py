@@ -23,7 +23,7 @@ from ddbsync.backfill.files import index_items
 from ddbsync.config import Settings
 from ddbsync.dynamodb.export_format import iter_export_items
 from ddbsync.dynamodb.export_manifest import read_files, read_summary, summary_key_from_export
-from ddbsync.errors import ConfigError, DdbsyncError
+from ddbsync.errors import BackfillError, ConfigError, DdbsyncError
 from ddbsync.observability import logger
 from ddbsync.opensearch.bulk import Deadline
 from ddbsync.opensearch.client import build_client
@@ -46,10 +46,6 @@ __all__ = [
 ]
 
 State = dict[str, Any]
-
-
-class BackfillError(DdbsyncError):
-    """A backfill step cannot go on; the message says where and why."""
 
 
 @dataclass(frozen=True, slots=True)

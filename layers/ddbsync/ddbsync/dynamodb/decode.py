@@ -1,53 +1,52 @@
-"""A fast, exact decoder for DynamoDB JSON (stream records, exports, archive).
+"""DynamoDB JSON -> JSON-ready values: the one decoder every path uses.
 
-Compared with boto3's ``TypeDeserializer`` the output is JSON-ready and exact:
+The stream indexer, export files (JSON and ION), repair, replay, and document ids
+all read DynamoDB JSON through this module, so a value means the same thing, or is
+refused for the same reason, wherever it comes from.
 
-* ``N``: integers stay exact (``int``, or :class:`BigInt` beyond 64 bits); a
-  decimal becomes a ``float`` only when the float prints back the very same
-  digits, otherwise an :class:`ExactDecimal`. :func:`dumps` writes both digit
-  for digit (OpenSearch keeps the original text in ``_source``).
-* ``B``: base64 text (stream events already carry base64; ``bytes`` from boto3
-  are encoded).
-* ``SS``/``NS``/``BS``: sorted lists (sets have no order; sorting makes the
-  document identical whichever path wrote it).
+What comes out, compared with boto3's ``TypeDeserializer``:
 
-The decoder is the contract: it accepts what DynamoDB can hold and nothing
-else, identically on every path. Numbers must be DynamoDB number text within
-its precision and range (:func:`ddbsync.dynamodb.numbers.parse_number`, the one judge),
-B text must be canonical base64, sets must be non-empty without duplicates.
-The details and reasons are in :mod:`ddbsync.dynamodb.decode_checked`.
+* ``N``: exact (:func:`ddbsync.dynamodb.numbers.number_value`, the one number
+  parser): ``int`` (:class:`BigInt` beyond 64 bits), a ``float`` only when it prints
+  back the very same digits, else an :class:`ExactDecimal` that keeps the text.
+  :func:`dumps` writes all of them digit for digit.
+* ``B``: base64 text (stream events carry base64; ``bytes`` from boto3 are encoded).
+* ``SS``/``NS``/``BS``: sorted lists. Sets have no order; sorting makes the
+  document identical whichever path wrote it.
 
-Speed: the common case runs a tight decoder with no per-value bookkeeping
-(``_map``). On anything unexpected it falls back to
-:mod:`ddbsync.dynamodb.decode_checked`, which validates every value and raises
-:class:`DecodeError` with the exact path, or returns the same result for
-odd-but-valid input. So every error, and its reason, comes from the checked
-decoder; the fast one only has to never accept what the checked one refuses,
-and to agree with it on values.
+What is refused, with one reason per kind of problem and the value's path (for
+example ``m.tags[2]``), as a :class:`~ddbsync.errors.DecodeError`:
+
+* a number outside DynamoDB's syntax, precision or range;
+* B text that is not canonical base64 (:func:`base64_bytes`), in B and BS alike;
+* an empty set, or a set with a duplicate member (``"1"`` and ``"1.0"`` are one
+  number; B members are compared as bytes): DynamoDB has neither;
+* a value that is not an object with one known type tag, or of the wrong JSON type.
+
+Speed: the loops over maps and lists handle ``S``, ``N`` and ``M`` inline and build
+no path while decoding; a path is assembled only when an error travels up
+(:meth:`DecodeError.within`). Odd-but-valid input (a Mapping that is not a dict,
+bytes for B) takes the general per-tag functions, which check every value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from ddbsync.dynamodb.decode_checked import base64_bytes, checked_item, checked_value
-from ddbsync.dynamodb.numbers import (
-    BigInt,
-    ExactDecimal,
-    canonical_number,
-    parse_number,
-    plain_decimal_as_float,
-)
-from ddbsync.errors import DecodeError
+from ddbsync.dynamodb.numbers import BigInt, ExactDecimal, number_value, parse_number
+from ddbsync.errors import DecodeError, UnknownTypeTagError
 
 __all__ = [
     "BigInt",
     "ExactDecimal",
     "JsonValue",
-    "canonical_number",
+    "base64_bytes",
     "decode_item",
     "decode_value",
     "dumps",
@@ -56,142 +55,220 @@ __all__ = [
 
 JsonValue = object
 
-
-class _Slow(Exception):
-    """The fast decoder met something it does not handle: use the checked decoder."""
+_SHOWN = 40  # characters of a bad value quoted in an error
 
 
-# The inline integer test in _map and _list,
-#     inner.isdigit() and inner.isascii() and len(inner) < 19 and (inner >= "1" or inner == "0")
-# accepts exactly 1 to 18 ASCII digits without a leading zero (for digits-only text,
-# ``>= "1"`` means "does not start with 0"). That is DynamoDB number syntax, at most
-# 18 significant digits, below 10**18 (in range, and within 64 bits), and
-# parse_number's value for it is int(inner): so answering int(inner) directly cannot
-# differ from parse_number. _num applies the same test to the digits after an optional '-'.
-# Anything but a str fails it by raising (bytes have isdigit() but cannot be compared
-# with "1"), which sends the item to the checked decoder like any other surprise.
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= _SHOWN else repr(text[:_SHOWN]) + "..."
 
 
-def _num(text: Any) -> object:
-    body = text[1:] if text[:1] == "-" else text
-    if body.isdigit() and body.isascii() and len(body) < 19 and (body >= "1" or body == "0"):
-        return int(text)
-    as_float = plain_decimal_as_float(text)  # parse_number gives this very float for such text
-    if as_float is not None:
-        return as_float
-    return parse_number(text).value
+def base64_bytes(text: str) -> bytes:
+    """The bytes of a B value or BS member given as text; raise DecodeError unless canonical base64.
+
+    Canonical means what DynamoDB writes: the standard alphabet, ``=`` padding,
+    no line breaks or spaces, and zero bits after the last byte (``QQ==``, not
+    ``QR==``, for ``A``). Each byte string has exactly one such text, so a B key
+    gives one document id and a B value one document whatever tool wrote it.
+    """
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as e:  # ValueError: a non-ASCII character
+        raise DecodeError(f"{_shown(text)} is not base64 (standard alphabet, '=' padding)") from e
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise DecodeError(f"{_shown(text)} is not canonical base64 (bits after the last byte must be zero)")
+    return raw
 
 
-def _map(m: Any) -> dict[str, object]:
-    # The hot loop: S, N, M and L inline, everything else through _value. Anything
-    # malformed raises (AttributeError, TypeError, ValueError, DecodeError, _Slow) and
-    # decode_item falls back to the checked decoder, which explains the problem.
+# ---- One function per type tag. Each raises DecodeError with a path relative to the value.
+
+
+def _s(v: object) -> object:
+    if not isinstance(v, str):
+        raise DecodeError(f"S value must be a string, got {type(v).__name__}")
+    return str(v)  # a plain str, even from a str subclass
+
+
+def _b(v: object) -> object:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(v)).decode("ascii")
+    if isinstance(v, str):
+        base64_bytes(v)
+        return str(v)
+    raise DecodeError(f"B value must be base64 text or bytes, got {type(v).__name__}")
+
+
+def _bool(v: object) -> object:
+    if not isinstance(v, bool):
+        raise DecodeError(f"BOOL value must be true or false, got {v!r}")
+    return v
+
+
+def _null(v: object) -> object:
+    if v is not True:
+        raise DecodeError(f"NULL value must be true, got {v!r}")
+    return None
+
+
+def _m(v: object) -> object:
+    if not isinstance(v, Mapping):
+        raise DecodeError(f"M value must be an object, got {type(v).__name__}")
+    return _map(v)
+
+
+def _l(v: object) -> object:
+    if not isinstance(v, list):
+        raise DecodeError(f"L value must be a list, got {type(v).__name__}")
+    return _list(v)
+
+
+def _members(v: object, tag: str) -> list[object]:
+    """A set's members as a list; a set is a non-empty list (DynamoDB has no empty sets)."""
+    if not isinstance(v, list | set | frozenset | tuple):
+        raise DecodeError(f"{tag} value must be a list, got {type(v).__name__}")
+    if not v:
+        raise DecodeError(f"{tag} value is empty (DynamoDB has no empty sets)")
+    return list(v)
+
+
+def _duplicate(tag: str, member: str) -> DecodeError:
+    # DynamoDB refuses a set with duplicates ("Input collection contains duplicates"),
+    # so it never sends one; folding them silently would hide a hand-made mistake.
+    return DecodeError(f"{tag} value has a duplicate member {_shown(member)}")
+
+
+def _ss(v: object) -> object:
+    members: list[str] = []
+    for i, x in enumerate(_members(v, "SS")):
+        if not isinstance(x, str):
+            raise DecodeError(f"SS members must be strings, got {type(x).__name__}", f"[{i}]")
+        members.append(str(x))
+    seen: set[str] = set()
+    for x in members:
+        if x in seen:
+            raise _duplicate("SS", x)
+        seen.add(x)
+    return sorted(members)
+
+
+def _ns(v: object) -> object:
+    keyed: dict[str, tuple[Decimal, object]] = {}  # canonical text: one per numeric value
+    for i, x in enumerate(_members(v, "NS")):
+        try:
+            value, canonical = parse_number(x)
+        except DecodeError as e:
+            raise e.within(f"[{i}]") from None
+        if canonical in keyed:  # "1" and "1.0" are one number
+            raise _duplicate("NS", str(x))
+        keyed[canonical] = (Decimal(canonical), value)
+    return [value for _, value in sorted(keyed.values(), key=lambda pair: pair[0])]
+
+
+def _bs(v: object) -> object:
+    raw: set[bytes] = set()
+    for i, x in enumerate(_members(v, "BS")):
+        if isinstance(x, str):
+            try:
+                member = base64_bytes(x)
+            except DecodeError as e:
+                raise e.within(f"[{i}]") from None
+        elif isinstance(x, bytes | bytearray | memoryview):
+            member = bytes(x)
+        else:
+            raise DecodeError(f"BS members must be base64 text or bytes, got {type(x).__name__}", f"[{i}]")
+        if member in raw:
+            raise _duplicate("BS", x if isinstance(x, str) else base64.b64encode(member).decode())
+        raw.add(member)
+    return [base64.b64encode(x).decode("ascii") for x in sorted(raw)]
+
+
+_BY_TAG: dict[str, Callable[[object], object]] = {
+    "S": _s,
+    "N": number_value,
+    "B": _b,
+    "BOOL": _bool,
+    "NULL": _null,
+    "M": _m,
+    "L": _l,
+    "SS": _ss,
+    "NS": _ns,
+    "BS": _bs,
+}
+
+
+def _value(value: object) -> object:
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise DecodeError("attribute value must be an object with exactly one type tag")
+    ((tag, inner),) = value.items()
+    decode = _BY_TAG.get(tag)
+    if decode is None:
+        raise UnknownTypeTagError(str(tag))
+    return decode(inner)
+
+
+def _map(m: Mapping[Any, Any]) -> dict[str, object]:
     out: dict[str, object] = {}
     for name, value in m.items():
-        (tag,) = value  # exactly one type tag, or ValueError
-        inner = value[tag]
-        if tag == "S":
-            if inner.__class__ is not str:
-                raise _Slow
-            out[name] = inner
-        elif tag == "N":
-            if inner.isdigit() and inner.isascii() and len(inner) < 19 and (inner >= "1" or inner == "0"):
-                out[name] = int(inner)  # see the proof above _num
+        # The common shapes inline: a str for S and N, a dict for M, a list for L. Anything
+        # else, valid or not, goes through _value and its per-tag checks.
+        try:
+            (tag,) = value
+            inner = value[tag]
+        except Exception:
+            tag = inner = None
+        try:
+            if tag == "S" and inner.__class__ is str:
+                out[name] = inner
+            elif tag == "N" and inner.__class__ is str:
+                out[name] = number_value(inner)
+            elif tag == "M" and inner.__class__ is dict:
+                out[name] = _map(inner)
+            elif tag == "L" and inner.__class__ is list:
+                out[name] = _list(inner)
             else:
-                out[name] = _num(inner)
-        elif tag == "M":
-            out[name] = _map(inner)
-        elif tag == "L":
-            out[name] = _list(inner)
-        else:
-            out[name] = _value(tag, inner)
+                out[name if name.__class__ is str else str(name)] = _value(value)
+        except DecodeError as e:
+            raise e.within(str(name)) from None
     return out
 
 
-def _list(items: Any) -> list[object]:
-    if items.__class__ is not list:
-        raise _Slow
+def _list(items: list[Any]) -> list[object]:
     out: list[object] = []
     for value in items:
-        (tag,) = value
-        inner = value[tag]
-        if tag == "S":
-            if inner.__class__ is not str:
-                raise _Slow
-            out.append(inner)
-        elif tag == "N":
-            if inner.isdigit() and inner.isascii() and len(inner) < 19 and (inner >= "1" or inner == "0"):
-                out.append(int(inner))
+        try:
+            (tag,) = value
+            inner = value[tag]
+        except Exception:
+            tag = inner = None
+        try:
+            if tag == "S" and inner.__class__ is str:
+                out.append(inner)
+            elif tag == "N" and inner.__class__ is str:
+                out.append(number_value(inner))
+            elif tag == "M" and inner.__class__ is dict:
+                out.append(_map(inner))
             else:
-                out.append(_num(inner))
-        elif tag == "M":
-            out.append(_map(inner))
-        else:
-            out.append(_value(tag, inner))
+                out.append(_value(value))
+        except DecodeError as e:
+            raise e.within(f"[{len(out)}]") from None
     return out
-
-
-def _value(tag: str, inner: Any) -> object:
-    if tag == "S":
-        if inner.__class__ is str:
-            return inner
-    elif tag == "N":
-        if inner.__class__ is str:
-            return _num(inner)
-    elif tag == "M":
-        if inner.__class__ is dict:
-            return _map(inner)
-    elif tag == "L":
-        return _list(inner)
-    elif tag == "BOOL":
-        if inner is True or inner is False:
-            return inner
-    elif tag == "NULL":
-        if inner is True:
-            return None
-    elif tag == "SS":
-        if (
-            inner.__class__ is list
-            and inner
-            and all(x.__class__ is str for x in inner)
-            and len(set(inner)) == len(inner)
-        ):
-            return sorted(inner)
-    elif tag == "B":
-        if inner.__class__ is str:
-            base64_bytes(inner)
-            return inner
-    elif tag == "NS" and inner.__class__ is list and inner:
-        numbers = [_num(x) for x in inner]
-        # Ints and floats here are exact or hold at most 15 digits, so == and < on
-        # them agree with the exact decimal values: distinct numbers stay distinct
-        # (a duplicate goes to the checked decoder, which names it) and sort alike.
-        if all(n.__class__ is int or n.__class__ is float for n in numbers) and len(set(numbers)) == len(
-            numbers
-        ):
-            return sorted(numbers)  # type: ignore[type-var]
-    raise _Slow
 
 
 def decode_value(value: object, path: str = "$") -> JsonValue:
-    """Decode one attribute value such as ``{"N": "12"}``; raise DecodeError with its path."""
-    fast: Any = value
+    """Decode one attribute value such as ``{"N": "12"}``; raise DecodeError at ``path``."""
     try:
-        (tag,) = fast
-        return _value(tag, fast[tag])
-    except Exception:  # anything unusual: let the checked decoder decide and explain
-        return checked_value(value, path)
+        return _value(value)
+    except DecodeError as e:
+        raise e.within(path) from None
 
 
-def decode_item(item: Mapping[str, object]) -> dict[str, JsonValue]:
+def decode_item(item: object) -> dict[str, JsonValue]:
     """Decode a whole item (attribute name -> DynamoDB-JSON value) into JSON-ready values."""
-    if item.__class__ is dict:
-        try:
-            return _map(item)
-        except Exception:
-            pass
-    return checked_item(item)
+    if not isinstance(item, Mapping):
+        raise DecodeError(f"item must be an object, got {type(item).__name__}")
+    return _map(item)
 
+
+# ---- JSON out: exact numbers verbatim.
 
 
 def _exact(value: object) -> orjson.Fragment:
@@ -208,13 +285,10 @@ def _exact(value: object) -> orjson.Fragment:
     raise TypeError(f"cannot serialize {type(value).__name__}")
 
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
-
-
 def dumps_bytes(doc: object) -> bytes:
     """Serialize decoded values to compact UTF-8 JSON, writing exact numbers verbatim."""
     try:
-        return orjson.dumps(doc, default=_exact, option=_OPTIONS)
+        return orjson.dumps(doc, default=_exact, option=orjson.OPT_PASSTHROUGH_SUBCLASS)
     except orjson.JSONEncodeError as e:
         # A plain int beyond 64 bits (built by hand, not by the decoder) ends up here.
         raise DecodeError(f"cannot serialize document: {e}") from e
@@ -223,4 +297,3 @@ def dumps_bytes(doc: object) -> bytes:
 def dumps(doc: object) -> str:
     """Like :func:`dumps_bytes`, as text."""
     return dumps_bytes(doc).decode("utf-8")
-

@@ -44,7 +44,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from ddbsync.dynamodb.decode_checked import checked_value
+from ddbsync.dynamodb.decode import decode_value
 from ddbsync.dynamodb.numbers import canonical_number
 from ddbsync.errors import RecordError
 
@@ -70,10 +70,10 @@ def key_part(value: object, name: str) -> str:
     if tag == "N":
         return canonical_number(inner, name)  # digits, '-' and '.': nothing to escape
     if tag == "B":
-        return str(checked_value(value, name))  # canonical base64: no '\\' or '|'
+        return str(decode_value(value, name))  # canonical base64: no '\\' or '|'
     if tag != "S":
         raise RecordError(f"key attribute {name!r} must be S, N or B, got {tag!r}")
-    text = str(checked_value(value, name))
+    text = str(decode_value(value, name))
     return text.replace("\\", "\\\\").replace("|", "\\|")
 
 

@@ -1,13 +1,12 @@
 """DynamoDB numbers: the one parser every path uses, and the types that keep every digit.
 
-Why one parser: a number is read in four places (the fast decoder, the checked
-decoder, document ids for ``N`` keys, export files). Python's ``int()`` and
+Why one parser: a number is read in several places (attribute values, sets, document
+ids for ``N`` keys, export files). Python's ``int()`` and
 ``Decimal()`` are lenient (``" 1"``, ``"1_000"``, ``"+5"``, full-width digits,
 ``"NaN"``), so each place used to accept a slightly different language, and a
 value could be refused in an image but accepted as a key. :func:`parse_number`
-is now the only judge; the fast decoder may answer first only for texts it can
-prove :func:`parse_number` would accept with the same value (see
-:func:`plain_decimal_as_float` and ``decode._map``).
+is now the only judge; :func:`number_value` answers first only for texts it can
+prove :func:`parse_number` would accept with the same value.
 
 The language (what DynamoDB itself emits)
 -----------------------------------------
@@ -62,6 +61,7 @@ __all__ = [
     "ExactDecimal",
     "ParsedNumber",
     "canonical_number",
+    "number_value",
     "parse_number",
     "plain_decimal_as_float",
 ]
@@ -121,7 +121,7 @@ def plain_decimal_as_float(text: str) -> float | None:
     as text, so those stay exact. ``16.0`` is kept: Python and orjson both
     write that float as ``16.0``.
 
-    The fast decoder calls this before :func:`parse_number`, which applies the
+    :func:`number_value` calls this before :func:`parse_number`, which applies the
     very same function to decide float or not: the two cannot disagree.
     """
     body = text[1:] if text[:1] == "-" else text
@@ -137,7 +137,7 @@ def plain_decimal_as_float(text: str) -> float | None:
     return None
 
 
-def parse_number(text: object, path: str = "$") -> ParsedNumber:
+def parse_number(text: object, path: str = "") -> ParsedNumber:
     """Validate one DynamoDB ``N`` text; return its value and canonical text.
 
     Raises :class:`DecodeError` at ``path`` with one reason per kind of problem:
@@ -177,6 +177,26 @@ def parse_number(text: object, path: str = "$") -> ParsedNumber:
     return ParsedNumber(_value(text, sign, digits, exponent), _canonical(minus, digits, exponent))
 
 
+def number_value(text: object) -> int | float | ExactDecimal:
+    """The decoded value of an ``N`` text: :func:`parse_number`'s value, quickly for common texts.
+
+    Two shapes answer without the full parse, each a subset of the language that
+    :func:`parse_number` would give the very same value: 1 to 18 ASCII digits with an
+    optional ``-`` and no leading zero (an ``int`` below 10**18: in range, within 64
+    bits, so ``int(text)``), and the short plain decimals of
+    :func:`plain_decimal_as_float`. For digits-only text, ``>= "1"`` means "does not
+    start with 0". Everything else, errors included, is :func:`parse_number`'s.
+    """
+    if text.__class__ is str:
+        body = text[1:] if text[:1] == "-" else text
+        if body.isdigit() and body.isascii() and len(body) < 19 and (body >= "1" or body == "0"):
+            return int(text)
+        as_float = plain_decimal_as_float(text)
+        if as_float is not None:
+            return as_float
+    return parse_number(text).value
+
+
 def _out_of_range(text: str, path: str) -> DecodeError:
     return DecodeError(
         f"number {_shown(text)} is outside DynamoDB's range (1E-130 to 9.99...E+125 in magnitude)",
@@ -207,7 +227,7 @@ def _canonical(minus: str, digits: str, exponent: int) -> str:
     return f"{minus}0.{'0' * -point}{digits}"
 
 
-def canonical_number(text: object, path: str = "$") -> str:
+def canonical_number(text: object, path: str = "") -> str:
     """Canonical text of a DynamoDB number: ``"1.50"`` -> ``"1.5"``, ``"1E+2"`` -> ``"100"``.
 
     Used for document ids, so that a key written as ``"100"`` by one path and

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, cast
 from botocore.exceptions import ClientError
 
 from ddbsync.dynamodb.stream import to_lambda_record
+from ddbsync.errors import RangeUnavailable
 from ddbsync.mapping import StreamRecord
 
 if TYPE_CHECKING:
@@ -23,14 +24,6 @@ __all__ = ["RangeUnavailable", "read_range"]
 
 # GetRecords may answer empty pages on an open shard; give up after this many in a row.
 _MAX_EMPTY_PAGES = 10
-
-
-class RangeUnavailable(Exception):
-    """The stream no longer holds (all of) a batch pointer's range."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
 
 
 def read_range(

@@ -13,6 +13,8 @@ from typing import Protocol
 from opensearchpy import OpenSearch
 from opensearchpy import exceptions as os_exc
 
+from ddbsync.errors import TransportError
+
 __all__ = [
     "BulkItemResult",
     "OpenSearchTransport",
@@ -20,15 +22,6 @@ __all__ = [
     "Transport",
     "TransportError",
 ]
-
-
-class TransportError(Exception):
-    """A whole request failed. ``status`` is None for connection errors and timeouts."""
-
-    def __init__(self, reason: str, status: int | None = None) -> None:
-        self.reason = reason
-        self.status = status
-        super().__init__(f"{reason} (HTTP {status})" if status else reason)
 
 
 @dataclass(frozen=True, slots=True)

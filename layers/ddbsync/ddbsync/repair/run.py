@@ -82,7 +82,7 @@ from ddbsync.dynamodb.decode import JsonValue, decode_item
 from ddbsync.dynamodb.export_format import IncrementalRecord, iter_incremental
 from ddbsync.dynamodb.export_manifest import read_files, read_summary, summary_key_from_export
 from ddbsync.dynamodb.keys import document_id
-from ddbsync.errors import ConfigError, DdbsyncError, IndexAdminError
+from ddbsync.errors import ConfigError, DdbsyncError, IndexAdminError, RepairError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import META_FIELD, Change
 from ddbsync.opensearch.bulk import Deadline, Outcome, make_writes
@@ -121,10 +121,6 @@ MAX_WINDOW_S = 24 * 60 * 60
 CHUNK_RECORDS = 500
 CHUNK_BUDGET_S = 300.0
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class RepairError(DdbsyncError):
-    """The repair cannot go on; the message says where and why."""
 
 
 # --- the window ------------------------------------------------------------------------------
