@@ -50,7 +50,7 @@ from tests.support import OPENSEARCH_URL, base_env
 
 from ddbsync.config import Settings
 from ddbsync.dynamodb.decode import dumps_bytes
-from ddbsync.indexer import make_handler
+from ddbsync.handler import make_handler
 from ddbsync.mapping import map_record
 from ddbsync.opensearch.bulk import Write
 from ddbsync.opensearch.indices import ensure_index

@@ -4,6 +4,6 @@ Settings are read and validated here, at cold start: a bad configuration fails
 the init with one message naming every problem (see ddbsync.config).
 """
 
-from ddbsync.indexer import make_handler
+from ddbsync.handler import make_handler
 
 handler = make_handler()

@@ -2,7 +2,7 @@
 
 moto (in-process, or a moto_server through ``AWS_ENDPOINT_URL``) plays DynamoDB,
 DynamoDB Streams, SQS and S3; :class:`~ddbsync_local.esm.EventSourceMapping` plays
-Lambda's event source mapping; the real handler from ``ddbsync.indexer`` writes
+Lambda's event source mapping; the real handler from ``ddbsync.handler`` writes
 to a real OpenSearch. The index is compared with a table Scan; then the backfill
 state machine rebuilds the index from a point-in-time export
 (:mod:`ddbsync_local.backfill_run`) while the table keeps changing, swaps the alias,
@@ -112,7 +112,7 @@ def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: boo
         sqs.purge_queue(QueueUrl=queue)
     print(f"   stream {stream_arn}\n   record DLQ {dlq_url}")
 
-    _step(3, "build the stream indexer handler (ddbsync.indexer.make_handler)")
+    _step(3, "build the stream indexer handler (ddbsync.handler.make_handler)")
     env = {
         "OPENSEARCH_ENDPOINT": url,
         "OPENSEARCH_SERVICE": "none",
@@ -128,7 +128,7 @@ def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: boo
         env["POWERTOOLS_METRICS_DISABLED"] = os.environ.get("POWERTOOLS_METRICS_DISABLED", "true")
     with scoped_env(env):
         try:
-            from ddbsync.indexer import make_handler
+            from ddbsync.handler import make_handler
 
             handler = make_handler()
         except Exception as e:  # missing module or bad settings: report and stop

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["Change", "ion_line", "json_line", "write_export", "write_incremental_export"]
+__all__ = ["TableChange", "ion_line", "json_line", "write_export", "write_incremental_export"]
 
 _FORMATS = ("DYNAMODB_JSON", "ION")
 _SUFFIX = {"DYNAMODB_JSON": ".json.gz", "ION": ".ion.gz"}
@@ -56,7 +56,7 @@ _ION_KEYWORDS = frozenset({"null", "true", "false", "nan"})
 Item = Mapping[str, Any]
 
 
-class Change(NamedTuple):
+class TableChange(NamedTuple):
     """One change for an incremental export; ``new_image`` None means a delete."""
 
     keys: Item
@@ -169,7 +169,7 @@ def ion_line(item: Item) -> bytes:
     return f"$ion_1_0 {{Item:{_ion_struct(item)}}}\n".encode()
 
 
-def _incremental_line(change: Change, fmt: str) -> bytes:
+def _incremental_line(change: TableChange, fmt: str) -> bytes:
     if fmt == "DYNAMODB_JSON":
         # AWS's example writes WriteTimeMicros as a JSON string of digits.
         doc: dict[str, object] = {
@@ -358,7 +358,7 @@ def write_incremental_export(
     table_arn: str,
     export_from_time: float,
     export_to_time: float,
-    changes: Iterable[Change | tuple[Item, Item | None, Item | None, int]],
+    changes: Iterable[TableChange | tuple[Item, Item | None, Item | None, int]],
     fmt: str = "DYNAMODB_JSON",
     items_per_file: int = 1000,
     view: str = "NEW_AND_OLD_IMAGES",
@@ -378,7 +378,7 @@ def write_incremental_export(
 
     def lines() -> Iterator[bytes]:
         for raw in changes:
-            change = Change(*raw)
+            change = TableChange(*raw)
             if view == "NEW_IMAGE":
                 change = change._replace(old_image=None)
             yield _incremental_line(change, fmt)

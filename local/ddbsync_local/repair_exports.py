@@ -24,7 +24,7 @@ import orjson
 
 from ddbsync.backfill.steps import BackfillSettings
 from ddbsync.repair.run import AwsIncrementalExports, Window
-from ddbsync_local.exporter import Change, write_incremental_export
+from ddbsync_local.exporter import TableChange, write_incremental_export
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -36,15 +36,15 @@ DEFAULT_PREFIX = "exports"
 LOCAL_FAILURE = ("S3NoSuchBucket", "local export failure requested (LocalIncrementalExports(fail=True))")
 
 
-def compact(changes: Iterable[Change]) -> list[Change]:
+def compact(changes: Iterable[TableChange]) -> list[TableChange]:
     """One change per item, the last one (AWS's incremental exports are compacted)."""
-    last: dict[bytes, Change] = {}
+    last: dict[bytes, TableChange] = {}
     for change in sorted(changes, key=lambda c: c.write_time_micros):
         last[orjson.dumps(change.keys, option=orjson.OPT_SORT_KEYS)] = change
     return list(last.values())
 
 
-def stream_changes(dynamodb: DynamoDBClient, table_name: str) -> Iterator[Change]:
+def stream_changes(dynamodb: DynamoDBClient, table_name: str) -> Iterator[TableChange]:
     """Every change in the table's (moto) stream, as incremental-export changes."""
     streams = boto3.client("dynamodbstreams", region_name=dynamodb.meta.region_name)
     arn = dynamodb.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
@@ -58,7 +58,8 @@ def stream_changes(dynamodb: DynamoDBClient, table_name: str) -> Iterator[Change
                 ddb: Any = record["dynamodb"]
                 created = ddb["ApproximateCreationDateTime"]
                 seconds = created.timestamp() if isinstance(created, dt.datetime) else float(created)
-                yield Change(ddb["Keys"], ddb.get("NewImage"), ddb.get("OldImage"), int(seconds * 1_000_000))
+                micros = int(seconds * 1_000_000)
+                yield TableChange(ddb["Keys"], ddb.get("NewImage"), ddb.get("OldImage"), micros)
             if not page["Records"]:
                 break
             iterator = page.get("NextShardIterator")
@@ -83,7 +84,7 @@ class LocalIncrementalExports:
         dynamodb: DynamoDBClient,
         s3: S3Client,
         *,
-        changes: Callable[[Window], Sequence[Change]] | None = None,
+        changes: Callable[[Window], Sequence[TableChange]] | None = None,
         items_per_file: int = 1000,
         in_progress_polls: int = 1,
         fail: bool = False,
@@ -98,9 +99,9 @@ class LocalIncrementalExports:
         self.exports: dict[str, _LocalExport] = {}
         self.started = 0
 
-    def _window_changes(self, bs: BackfillSettings, window: Window) -> list[Change]:
+    def _window_changes(self, bs: BackfillSettings, window: Window) -> list[TableChange]:
         if self.changes is not None:
-            picked: Iterable[Change] = self.changes(window)
+            picked: Iterable[TableChange] = self.changes(window)
         else:
             picked = stream_changes(self.dynamodb, bs.table_arn.split(":table/", 1)[1])
         lo, hi = window.start * 1_000_000, window.end * 1_000_000

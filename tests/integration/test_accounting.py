@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 from opensearchpy import OpenSearch
 
+from ddbsync.accounting import Disposition
 from ddbsync.config import Settings
-from ddbsync.indexer import AccountingError, BatchResult, Disposition, make_handler
+from ddbsync.errors import AccountingError
+from ddbsync.indexer import BatchResult, make_handler
 from tests.conftest import base_env, dlq_messages
 from tests.support import FakeContext, RecordFactory, event
 

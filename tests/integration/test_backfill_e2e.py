@@ -20,7 +20,7 @@ from opensearchpy import OpenSearch
 
 from ddbsync.backfill.steps import BackfillSettings
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
-from ddbsync.indexer import make_handler
+from ddbsync.handler import make_handler
 from ddbsync.opensearch.indices import ensure_index, next_alias_name
 from ddbsync_local.backfill_run import BackfillSummary, LocalExports, local_env, run_backfill
 from ddbsync_local.demo import create_stream_table

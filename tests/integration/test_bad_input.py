@@ -21,7 +21,7 @@ import pytest
 from opensearchpy import OpenSearch
 
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
-from ddbsync.indexer import make_handler
+from ddbsync.handler import make_handler
 from tests.conftest import OPENSEARCH_URL, base_env, dlq_messages
 from tests.support import FakeContext, RecordFactory, event, load_event
 

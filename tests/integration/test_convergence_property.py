@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from opensearchpy import OpenSearch
 
 from ddbsync.config import Settings
-from ddbsync.indexer import make_handler
+from ddbsync.handler import make_handler
 from tests.conftest import base_env
 from tests.support import FakeContext, RecordFactory, event
 

@@ -13,7 +13,7 @@ import pytest
 from ddbsync.dynamodb.decode import decode_item
 from ddbsync.dynamodb.export_format import iter_export_items, iter_incremental
 from ddbsync.dynamodb.export_manifest import read_files, read_summary
-from ddbsync_local.exporter import Change, write_export, write_incremental_export
+from ddbsync_local.exporter import TableChange, write_export, write_incremental_export
 
 REGION = "eu-west-1"
 TABLE = "orders"
@@ -141,9 +141,9 @@ def test_an_incremental_export_reads_back_as_its_changes(clients: tuple[Any, Any
     old = {**keys, "total": {"N": "1.5"}, "payload": {"B": b"\x01"}}
     new = {**keys, "total": {"N": "2000"}, "tags": {"SS": ["x"]}}
     changes = [
-        Change(keys, old, None, 1_767_225_601_000_000),  # insert
+        TableChange(keys, old, None, 1_767_225_601_000_000),  # insert
         (keys, new, old, 1_767_225_601_000_001),  # update, as a plain tuple
-        Change(keys, None, new, 1_767_225_602_500_000),  # delete
+        TableChange(keys, None, new, 1_767_225_602_500_000),  # delete
     ]
     export_id = "01767229200000-deadbeef"
     summary_key = write_incremental_export(

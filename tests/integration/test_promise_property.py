@@ -49,9 +49,11 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from opensearchpy import OpenSearch
 
+from ddbsync.accounting import Disposition
 from ddbsync.backfill.steps import BackfillSettings
 from ddbsync.config import Settings
-from ddbsync.indexer import BatchResult, Disposition, StreamIndexer, make_handler
+from ddbsync.handler import make_handler
+from ddbsync.indexer import BatchResult, StreamIndexer
 from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta, TransportError
 from ddbsync.replay.run import replay

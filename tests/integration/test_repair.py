@@ -22,12 +22,12 @@ from opensearchpy import OpenSearch
 from ddbsync.backfill.steps import BackfillSettings
 from ddbsync.cli import build_parser
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
-from ddbsync.indexer import make_handler
+from ddbsync.handler import make_handler
 from ddbsync.opensearch.indices import ensure_index
 from ddbsync.repair import run as repair
 from ddbsync.repair.run import RepairSummary, Window, run_repair
 from ddbsync_local.demo import create_stream_table
-from ddbsync_local.exporter import Change
+from ddbsync_local.exporter import TableChange
 from ddbsync_local.repair_exports import LocalIncrementalExports
 from tests.support import FakeContext, base_env
 
@@ -63,7 +63,7 @@ class World:
     dlq_url: str
     ddb: Any = field(default_factory=lambda: boto3.client("dynamodb", region_name=REGION))
     s3: Any = field(default_factory=lambda: boto3.client("s3", region_name=REGION))
-    changes: list[Change] = field(default_factory=list)
+    changes: list[TableChange] = field(default_factory=list)
     seq: int = 100000000000000000000
     output: str = ""
 
@@ -92,7 +92,7 @@ class World:
         else:
             self.ddb.put_item(TableName=TABLE, Item=new)
         self.current[i] = new
-        self.changes.append(Change(keys(i), new, old, int(at * 1_000_000)))
+        self.changes.append(TableChange(keys(i), new, old, int(at * 1_000_000)))
         self.seq += 7
         ddb: dict[str, Any] = {
             "ApproximateCreationDateTime": int(at),

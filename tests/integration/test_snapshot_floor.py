@@ -23,7 +23,8 @@ from ddbsync.backfill.steps import Backfill, BackfillSettings
 from ddbsync.cli import commands as cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
-from ddbsync.indexer import StreamIndexer, make_handler
+from ddbsync.handler import make_handler
+from ddbsync.indexer import StreamIndexer
 from ddbsync.mapping import map_records
 from ddbsync.opensearch.bulk import Deadline, Outcome, make_writes
 from ddbsync.opensearch.floors import FLOOR_REASON

@@ -10,7 +10,7 @@ from opensearchpy import OpenSearch
 
 from ddbsync.config import Settings
 from ddbsync.dynamodb.decode import dumps
-from ddbsync.indexer import make_handler
+from ddbsync.handler import make_handler
 from tests.conftest import base_env
 from tests.support import FakeContext, RecordFactory, event, load_event
 

@@ -34,6 +34,7 @@ PROGRAM = textwrap.dedent(
 
     import ddbsync.backfill.steps
     import ddbsync.cli.commands
+    import ddbsync.handler
     import ddbsync.indexer
     import ddbsync.replay.run
     import ddbsync.repair.run

@@ -9,18 +9,15 @@ configuration, or safely in the DLQ.
 
 from __future__ import annotations
 
-import enum
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from aws_lambda_powertools.metrics import MetricUnit
-
-from ddbsync.aws import sqs_client
+from ddbsync.accounting import Disposition, Ledger, settle_writes
 from ddbsync.config import Settings
 from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
-from ddbsync.errors import AccountingError, DeadLetterError, IndexAdminError, RecordError
+from ddbsync.errors import DeadLetterError, IndexAdminError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import (
     Change,
@@ -31,14 +28,13 @@ from ddbsync.mapping import (
     materialize_newest,
     sequence_number_of,
 )
-from ddbsync.observability import logger, metrics, tracer
+from ddbsync.observability import logger
 from ddbsync.opensearch.bulk import Deadline, Outcome, SendReport, Write, WriteResult, backoff_s, make_writes
-from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.conflicts import SUPERSEDED
 from ddbsync.opensearch.floors import Target, View
 from ddbsync.opensearch.indices import ensure_index, next_alias_name, read_view
 from ddbsync.opensearch.sending import send
-from ddbsync.opensearch.transport import OpenSearchTransport, Transport
+from ddbsync.opensearch.transport import Transport
 from ddbsync.versioning import floor_version
 
 if TYPE_CHECKING:
@@ -47,12 +43,9 @@ if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
 __all__ = [
-    "AccountingError",
     "BatchResult",
-    "Disposition",
     "LambdaContextLike",
     "StreamIndexer",
-    "make_handler",
 ]
 
 
@@ -60,18 +53,8 @@ class LambdaContextLike(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
-class Disposition(enum.Enum):
-    """Where one record of a batch ended: exactly one of these, once."""
-
-    APPLIED = "applied"  # its change (or a newer change of its key) was written
-    STALE = "stale"  # the index already held a newer or equal change
-    SKIPPED = "skipped"  # skipped by configuration (TTL_REMOVES=keep)
-    DEAD_LETTERED = "dead_lettered"  # whole in the record DLQ, with the reason
-    FAILED = "failed"  # reported as a batch item failure: Lambda delivers it again
-
-
 @dataclass(slots=True)
-class BatchResult:
+class BatchResult(Ledger):
     """What one batch did: one :class:`Disposition` per record, and the documents written.
 
     ``indexed``/``deleted`` count documents (a document may stand for several folded
@@ -85,20 +68,7 @@ class BatchResult:
     superseded: int = 0  # stale records whose write OpenSearch rejected, but a newer change is indexed
     retries: int = 0
     max_latency_ms: float | None = None
-    dispositions: list[Disposition | None] = field(default_factory=list)
     failed_sequence_numbers: list[str] = field(default_factory=list)
-
-    def settle(self, members: Iterable[int], disposition: Disposition) -> None:
-        """Give each record in ``members`` its outcome; a record settled twice is a bug."""
-        for position in members:
-            if self.dispositions[position] is not None:
-                raise AccountingError(
-                    f"record {position} ended both {self.dispositions[position]} and {disposition}"
-                )
-            self.dispositions[position] = disposition
-
-    def count(self, disposition: Disposition) -> int:
-        return sum(1 for d in self.dispositions if d is disposition)
 
     @property
     def stale(self) -> int:
@@ -290,23 +260,19 @@ class StreamIndexer:
             for p in poison
         ]
         letter_members = [p.members for p in poison]
-        for change, outcome, status, error_type, reason in _per_change(report):
-            if outcome is Outcome.UNSENT:
-                result.settle(change.members, Disposition.FAILED)
-            elif outcome is Outcome.POISON:
+        for done in settle_writes(result, report.writes):
+            change = done.change
+            if done.outcome is Outcome.POISON:
                 letters.append(
                     DeadLetter(
-                        change.record, reason or "rejected by OpenSearch", error_type or "rejected",
-                        sequence_number_of(change.record), change.doc_id, status, s.index_alias,
+                        change.record, done.reason or "rejected by OpenSearch", done.error_type or "rejected",
+                        sequence_number_of(change.record), change.doc_id, done.status, s.index_alias,
                     )
                 )
                 letter_members.append(change.members)
-            elif outcome is Outcome.STALE:
-                result.settle(change.members, Disposition.STALE)
-                if error_type == SUPERSEDED:
-                    result.superseded += len(change.members)
-            else:
-                result.settle(change.members, Disposition.APPLIED)
+            elif done.outcome is Outcome.STALE and done.error_type == SUPERSEDED:
+                result.superseded += len(change.members)
+            elif done.outcome is Outcome.APPLIED:
                 if change.op == "tombstone":
                     result.deleted += 1
                 else:
@@ -327,101 +293,10 @@ class StreamIndexer:
                     extra={"sequence_number": letter.sequence_number, "error_type": letter.error_type,
                            "status": letter.status, "dead_lettered": accepted},
                 )
-        gaps = [i for i, d in enumerate(result.dispositions) if d is None]
+        gaps = result.gaps()
         if gaps:  # a bug: never let a record go unaccounted, have Lambda deliver it again
             logger.error("records without an outcome; reported as failures", extra={"positions": gaps})
             result.settle(gaps, Disposition.FAILED)
         result.failed_sequence_numbers = [
-            sequence_number_of(records[i])
-            for i, d in enumerate(result.dispositions) if d is Disposition.FAILED
+            sequence_number_of(records[i]) for i in result.positions(Disposition.FAILED)
         ]
-
-
-def _per_change(
-    report: SendReport,
-) -> list[tuple[Change, Outcome, int | None, str | None, str | None]]:
-    """Combine the outcomes of a change's writes (one per target alias): the worst wins."""
-    rank = {Outcome.UNSENT: 3, Outcome.POISON: 2, Outcome.APPLIED: 1, Outcome.STALE: 0}
-    worst: dict[int, tuple[Change, Outcome, int | None, str | None, str | None]] = {}
-    for write in report.writes:
-        if write.result is None:  # send_writes gives every write a result; be safe anyway
-            write.result = WriteResult(Outcome.UNSENT, None, "no_result", "no result recorded")
-        key = id(write.change)
-        current = worst.get(key)
-        if current is None or rank[write.result.outcome] > rank[current[1]]:
-            r = write.result
-            worst[key] = (write.change, r.outcome, r.status, r.error_type, r.reason)
-    return list(worst.values())
-
-
-def _emit(result: BatchResult) -> None:
-    metrics.add_metric(name="RecordsReceived", unit=MetricUnit.Count, value=result.received)
-    metrics.add_metric(name="DocumentsIndexed", unit=MetricUnit.Count, value=result.indexed)
-    metrics.add_metric(name="DocumentsDeleted", unit=MetricUnit.Count, value=result.deleted)
-    metrics.add_metric(name="StaleConflicts", unit=MetricUnit.Count, value=result.stale)
-    metrics.add_metric(name="PoisonRecords", unit=MetricUnit.Count, value=result.poison)
-    metrics.add_metric(name="Retries", unit=MetricUnit.Count, value=result.retries)
-    metrics.add_metric(
-        name="UnsentRecords", unit=MetricUnit.Count, value=len(set(result.failed_sequence_numbers))
-    )
-    if result.max_latency_ms is not None:
-        metrics.add_metric(
-            name="EndToEndLatencyMs", unit=MetricUnit.Milliseconds, value=result.max_latency_ms
-        )
-
-
-Handler = Callable[[Mapping[str, object], LambdaContextLike], dict[str, list[dict[str, str]]]]
-
-
-def make_handler(
-    settings: Settings | None = None,
-    *,
-    client: OpenSearch | None = None,
-    transport: Transport | None = None,
-    sqs: SQSClient | None = None,
-    s3: S3Client | None = None,
-) -> Handler:
-    """Build the Lambda handler. Settings come from the environment unless given.
-
-    Called at module import in ``functions/stream_indexer/app.py``, so a bad
-    configuration fails the cold start with every problem named.
-    """
-    settings = settings or Settings.from_env()
-    if transport is None:
-        client = client or build_client(settings)
-        transport = OpenSearchTransport(client)
-    indexer = StreamIndexer(settings, transport, sqs or sqs_client(settings.region), client, s3=s3)
-
-    @logger.inject_lambda_context(log_event=False)
-    @metrics.log_metrics(raise_on_empty_metrics=False)
-    @tracer.capture_lambda_handler(capture_response=False)
-    def handler(
-        event: Mapping[str, object], context: LambdaContextLike
-    ) -> dict[str, list[dict[str, str]]]:
-        if not isinstance(event, Mapping):
-            # JSON that is not an object (a list, a string...): not an event Lambda sends.
-            raise RecordError(f"event must be an object with a Records list, got {type(event).__name__}")
-        raw = event.get("Records")
-        if not isinstance(raw, list):
-            # Not a stream event at all (a wrong trigger or a hand-made test event): fail the
-            # invocation loudly rather than report an empty batch as done.
-            raise RecordError(f"event has no Records list (got {type(raw).__name__})")
-        records: list[StreamRecord] = list(raw)
-        result = indexer.process(records, context.get_remaining_time_in_millis)
-        _emit(result)
-        logger.info(
-            "batch done",
-            extra={
-                "received": result.received, "indexed": result.indexed, "deleted": result.deleted,
-                "stale": result.stale, "superseded": result.superseded, "poison": result.poison,
-                "skipped": result.skipped, "retries": result.retries,
-                "unsent": len(set(result.failed_sequence_numbers)),
-            },
-        )
-        response = result.response()
-        if response["batchItemFailures"] == [{"itemIdentifier": ""}]:
-            logger.error("an unhandled record has no SequenceNumber; the whole batch is reported failed")
-        return response
-
-    handler.indexer = indexer
-    return handler  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from ddbsync.dynamodb.decode import JsonValue, decode_item
 from ddbsync.dynamodb.keys import document_id
+from ddbsync.dynamodb.stream import StreamRecord
 from ddbsync.errors import RecordError
 from ddbsync.versioning import Ordering, sequence_rank, stream_version
 
@@ -27,15 +28,19 @@ __all__ = [
     "Poison",
     "StreamRecord",
     "collapse",
+    "document_meta",
+    "image_body",
     "map_record",
     "map_records",
+    "tombstone_body",
 ]
 
 META_FIELD = "_ddbsync"
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
-StreamRecord = Mapping[str, object]
+
 Op = Literal["index", "tombstone", "skip"]
+Source = Literal["stream", "export", "repair"]
 
 
 
@@ -50,7 +55,8 @@ class Change:
     # None until materialize() decodes the new image (decoding is the costly part, so
     # it is done only for the change that survives collapse).
     body: dict[str, JsonValue] | None
-    record: StreamRecord
+    # The stream record it comes from (None for an export or repair item).
+    record: StreamRecord | None
     # Batch positions of every record this change stands for: its own, and those of the
     # older changes of its key folded into it. Empty outside a stream batch.
     members: tuple[int, ...] = field(default=())
@@ -72,10 +78,37 @@ class Poison:
     members: tuple[int, ...] = ()
 
 
-def _meta(seq: str | None, created: int, deleted: bool, source: str) -> dict[str, JsonValue]:
-    meta: dict[str, JsonValue] = {"seq": seq.zfill(40) if seq else None, "ts": created, "source": source}
+def document_meta(
+    source: Source, second: int, seq: str | None = None, *, deleted: bool = False
+) -> dict[str, JsonValue]:
+    """The ``_ddbsync`` object of a document: the one builder, for every writer.
+
+    ``source`` is the path that wrote it; ``ts`` the second of the change (the stream's
+    ApproximateCreationDateTime, the export time, the repair record's write second);
+    ``seq`` the stream SequenceNumber, zero-padded to 40 digits so that it sorts as
+    text (None off the stream); ``deleted`` marks a tombstone (docs/versioning.md).
+    """
+    meta: dict[str, JsonValue] = {"seq": seq.zfill(40) if seq else None, "ts": second, "source": source}
     if deleted:
         meta["deleted"] = True
+    return meta
+
+
+def image_body(image: object, meta: dict[str, JsonValue], seq: str | None = None) -> dict[str, JsonValue]:
+    """The document for an item image: the decoded attributes plus ``_ddbsync``.
+
+    Raises DecodeError for a value DynamoDB cannot hold and RecordError for an item
+    with an attribute named ``_ddbsync`` (reserved): both are poison.
+    """
+    body = decode_item(image)
+    if META_FIELD in body:
+        raise RecordError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync", seq)
+    body[META_FIELD] = meta
+    return body
+
+
+def tombstone_body(meta: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """The document a delete leaves: only ``_ddbsync``, with ``deleted`` (hidden by the alias)."""
     return {META_FIELD: meta}
 
 
@@ -139,7 +172,7 @@ def map_record(
         return change
     if name == "REMOVE":
         op: Op = "skip" if ttl_removes == "keep" and _is_ttl_removal(record) else "tombstone"
-        body = _meta(seq, created_s, True, "stream")
+        body = tombstone_body(document_meta("stream", created_s, seq, deleted=True))
         return Change(doc_id, op, version, ordering, body, record, (), created_s)
     raise RecordError(f"unknown eventName {name!r}", seq)
 
@@ -150,15 +183,11 @@ def materialize(change: Change) -> None:
     """Decode the change's new image into its body (no-op when already done or a tombstone)."""
     if change.body is not None:
         return
+    assert change.record is not None  # only stream changes are decoded late
     ddb = change.record["dynamodb"]
-    image = ddb["NewImage"]  # type: ignore[index]
-    seq = ddb["SequenceNumber"]  # type: ignore[index]
-    meta = _meta(seq, change.created_seconds, False, "stream")
-    body = decode_item(image)
-    if META_FIELD in body:
-        raise RecordError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync", seq)
-    body.update(meta)
-    change.body = body
+    image = ddb.get("NewImage")
+    seq = ddb["SequenceNumber"]
+    change.body = image_body(image, document_meta("stream", change.created_seconds, seq), seq)
 
 
 def sequence_number_of(record: object) -> str:

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 
 import orjson
 
+from ddbsync.accounting import Disposition, Ledger, settle_writes
 from ddbsync.backfill.prefetch import prefetched
 from ddbsync.config import Settings
-from ddbsync.dynamodb.decode import JsonValue, decode_item
 from ddbsync.dynamodb.keys import document_id
 from ddbsync.errors import BackfillFileError, DdbsyncError
 from ddbsync.gcpause import paused_gc
-from ddbsync.mapping import META_FIELD, Change
+from ddbsync.mapping import Change, document_meta, image_body
 from ddbsync.opensearch.bulk import Deadline, Outcome, Write, source_of
 from ddbsync.opensearch.sending import send
 from ddbsync.opensearch.transport import Transport
@@ -53,27 +53,19 @@ class FileProgress:
     stale: int
 
 
-def _export_meta(second: int) -> dict[str, JsonValue]:
-    return {"seq": None, "ts": second, "source": "export"}
-
-
 
 def export_change(
     item: Mapping[str, object], partition_key: str, sort_key: str | None, export_time: float
 ) -> Change:
     """The document write for one exported item (DynamoDB JSON)."""
-    second = math.floor(export_time)
-    if META_FIELD in item:
-        raise ValueError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync")
-    body = decode_item(item)
-    body[META_FIELD] = _export_meta(second)
+    body = image_body(item, document_meta("export", math.floor(export_time)))
     return Change(
         document_id(item, partition_key, sort_key),
         "index",
         export_version(export_time),
         export_ordering(export_time),
         body,
-        {},
+        None,
     )
 
 
@@ -102,7 +94,7 @@ def _prepared_chunks(
             # orjson hands back its whole output buffer (4 KiB at least, up to about 12
             # times the JSON for a long string); an exact copy lets that go at once.
             source = bytes(memoryview(source_of(change)))
-        except (DdbsyncError, ValueError) as e:
+        except DdbsyncError as e:  # DecodeError, RecordError: the item cannot be a document
             raise BackfillFileError(key, line, str(e)) from e
         del item  # the parsed line: not needed any more
         change.body = None  # the decoded copy: only the serialized source is sent
@@ -115,6 +107,7 @@ def _prepared_chunks(
         if writes and (len(writes) >= chunk_items or size + cost > chunk_bytes):
             yield lines, writes
             lines, writes, size = [], [], 0
+        change.members = (len(writes),)  # its slot in the chunk's ledger
         lines.append(line)
         writes.append(write)
         size += cost
@@ -141,20 +134,30 @@ def _send_chunk(
     transport: Transport,
     deadline: Deadline,
 ) -> bool:
-    """Send one chunk and count it; False when a write is left unsent (stop the file there)."""
+    """Send one chunk and count it; False when a write is left unsent (stop the file there).
+
+    The chunk's records are accounted as every writer's are (:mod:`ddbsync.accounting`);
+    a backfill then stops at the first line left unsent (the checkpoint stays before it)
+    and fails on a line OpenSearch rejected, as nothing may be missing from a new index.
+    """
+    ledger = Ledger.of(len(writes))
     report = send(settings, writes, transport, deadline)
-    for line, write in zip(lines, report.writes, strict=True):
-        result = write.result
-        if result is None or result.outcome is Outcome.UNSENT:
-            # Resume from here next time: the checkpoint stays before this line.
+    rejected = {
+        done.change.members[0]: done.reason
+        for done in settle_writes(ledger, report.writes)
+        if done.outcome is Outcome.POISON
+    }
+    for position, disposition in enumerate(ledger.dispositions):
+        if position in rejected:
+            reason = f"OpenSearch rejected the item: {rejected[position]}"
+            raise BackfillFileError(key, lines[position], reason)
+        if disposition is Disposition.FAILED:
             return False
-        if result.outcome is Outcome.POISON:
-            raise BackfillFileError(key, line, f"OpenSearch rejected the item: {result.reason}")
-        if result.outcome is Outcome.STALE:
+        if disposition is Disposition.STALE:
             tally.stale += 1
         else:
             tally.indexed += 1
-        tally.checkpoint = line
+        tally.checkpoint = lines[position]
     return True
 
 

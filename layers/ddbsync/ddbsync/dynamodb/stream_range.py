@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import ClientError
 
-from ddbsync.dynamodb.stream import to_lambda_record
+from ddbsync.dynamodb.stream import StreamRecord, to_lambda_record
 from ddbsync.errors import RangeUnavailable
-from ddbsync.mapping import StreamRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -50,7 +49,7 @@ def read_range(
                 seq = int(record.get("dynamodb", {}).get("SequenceNumber", "0"))
                 if seq > last:
                     return _checked(out, first, last)
-                out.append(cast(StreamRecord, to_lambda_record(record, stream_arn, read_at)))
+                out.append(to_lambda_record(record, stream_arn, read_at))
                 if seq == last:
                     return _checked(out, first, last)
             empty_pages = 0 if raw else empty_pages + 1

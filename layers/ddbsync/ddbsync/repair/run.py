@@ -203,12 +203,12 @@ def repair_change(record: IncrementalRecord, partition_key: str, sort_key: str |
     version, ordering = repair_version(record.write_time_micros), repair_ordering(record.write_time_micros)
     if record.new_image is None:
         meta["deleted"] = True
-        return Change(doc_id, "tombstone", version, ordering, {META_FIELD: meta}, {}, (), second)
+        return Change(doc_id, "tombstone", version, ordering, {META_FIELD: meta}, None, (), second)
     body = decode_item(record.new_image)
     if META_FIELD in body:
         raise ValueError(f"item has an attribute named {META_FIELD!r}, reserved by ddbsync")
     body[META_FIELD] = meta
-    return Change(doc_id, "index", version, ordering, body, {}, (), second)
+    return Change(doc_id, "index", version, ordering, body, None, (), second)
 
 
 # --- the export ------------------------------------------------------------------------------

@@ -43,10 +43,10 @@ from opensearchpy import exceptions as os_exc
 from ddbsync.aws import LazyS3, sqs_client, streams_client
 from ddbsync.config import Settings
 from ddbsync.dlq import KIND, DeadLetter
+from ddbsync.dynamodb.stream import StreamRecord
 from ddbsync.dynamodb.stream_range import RangeUnavailable, read_range
 from ddbsync.errors import ConfigError
 from ddbsync.indexer import BatchResult, StreamIndexer
-from ddbsync.mapping import StreamRecord
 from ddbsync.observability import quiet_logs
 from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.transport import OpenSearchTransport
