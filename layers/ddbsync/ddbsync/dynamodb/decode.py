@@ -196,7 +196,7 @@ _BY_TAG: dict[str, Callable[[object], object]] = {
 
 
 def _value(value: object) -> object:
-    if not isinstance(value, Mapping) or len(value) != 1:
+    if (value.__class__ is not dict and not isinstance(value, Mapping)) or len(value) != 1:
         raise DecodeError("attribute value must be an object with exactly one type tag")
     ((tag, inner),) = value.items()
     decode = _BY_TAG.get(tag)
