@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ddbsync.backfill.steps import AwsExports, Backfill, BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.backfill.steps import AwsExports, Backfill
 from ddbsync.config import Settings
 from ddbsync_local.context import LocalContext
 from ddbsync_local.exporter import write_export

@@ -193,7 +193,7 @@ def _backfill(
     alias and to ``<alias>-next`` (the backfill's index) while that exists.
     ``deleted`` gets the ids of the items deleted here.
     """
-    from ddbsync.backfill.steps import BackfillSettings
+    from ddbsync.backfill.settings import BackfillSettings
     from ddbsync.config import Settings
     from ddbsync.opensearch.client import build_client
     from ddbsync_local.backfill_run import (

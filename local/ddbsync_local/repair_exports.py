@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import orjson
 
-from ddbsync.backfill.steps import BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.repair.run import AwsIncrementalExports, Window
 from ddbsync_local.exporter import Change, write_incremental_export
 

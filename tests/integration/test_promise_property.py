@@ -49,7 +49,7 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill.steps import BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
 from ddbsync.indexer import BatchResult, Disposition, StreamIndexer, make_handler
 from ddbsync.opensearch.client import build_client

@@ -19,7 +19,7 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill.steps import BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.cli import build_parser
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.indexer import make_handler

@@ -19,7 +19,8 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill.steps import Backfill, BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.backfill.steps import Backfill
 from ddbsync.cli import commands as cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddbsync.backfill.steps import BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.cli import build_parser
 from ddbsync.dynamodb.export_format import IncrementalRecord
 from ddbsync.mapping import META_FIELD

@@ -70,13 +70,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from botocore.exceptions import ClientError
 
-from ddbsync.backfill.steps import (
-    EXPORT_ADVICE,
-    BackfillSettings,
-    describe_export,
-    export_args,
-    start_export,
-)
+from ddbsync.backfill.exports import EXPORT_ADVICE, describe_export, export_args, start_export
+from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
 from ddbsync.dynamodb.decode import JsonValue, decode_item
 from ddbsync.dynamodb.export_format import IncrementalRecord, iter_incremental
