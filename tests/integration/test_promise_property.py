@@ -54,7 +54,7 @@ from ddbsync.config import Settings
 from ddbsync.indexer import BatchResult, Disposition, StreamIndexer, make_handler
 from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta, TransportError
-from ddbsync.replay.run import replay
+from ddbsync.replay import replay
 from ddbsync_local.backfill_run import LocalExports, run_backfill
 from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from tests.support import OPENSEARCH_URL, FakeContext

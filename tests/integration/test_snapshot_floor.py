@@ -31,7 +31,7 @@ from ddbsync.opensearch.floors import FLOOR_REASON
 from ddbsync.opensearch.indices import read_view
 from ddbsync.opensearch.sending import send
 from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta, Transport
-from ddbsync.replay.run import EXIT_OK
+from ddbsync.replay import EXIT_OK
 from ddbsync_local.backfill_run import LocalExports, local_env, run_backfill
 from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from tests.integration.test_backfill_e2e import REGION, TABLE, World

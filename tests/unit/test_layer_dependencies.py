@@ -34,8 +34,9 @@ PROGRAM = textwrap.dedent(
 
     import ddbsync.backfill.steps
     import ddbsync.cli.commands
+    import ddbsync.cli.replay
     import ddbsync.indexer
-    import ddbsync.replay.run
+    import ddbsync.replay
     import ddbsync.repair.run
     from ddbsync.config import Settings
     from ddbsync.opensearch.client import build_client

@@ -87,7 +87,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "replay",
         "re-send the record DLQ or the on-failure queue's stream ranges through the indexer",
-        "ddbsync.replay.run",
+        "ddbsync.cli.replay",
     ),
     Subcommand(
         "repair",
