@@ -34,10 +34,11 @@ PROGRAM = textwrap.dedent(
 
     import ddbsync.backfill.steps
     import ddbsync.cli.commands
+    import ddbsync.cli.repair
     import ddbsync.cli.replay
     import ddbsync.indexer
+    import ddbsync.repair
     import ddbsync.replay
-    import ddbsync.repair.run
     from ddbsync.config import Settings
     from ddbsync.opensearch.client import build_client
 

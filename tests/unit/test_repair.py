@@ -10,13 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ddbsync.backfill.settings import BackfillSettings
-from ddbsync.cli import build_parser
+from ddbsync.cli import build_parser, repair
 from ddbsync.dynamodb.export_format import IncrementalRecord
 from ddbsync.mapping import META_FIELD
 from ddbsync.opensearch.conflicts import stored_ordering
 from ddbsync.opensearch.transport import StoredMeta
-from ddbsync.repair import run as repair
-from ddbsync.repair.run import (
+from ddbsync.repair import (
     RepairError,
     Window,
     export_request,

@@ -93,7 +93,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "repair",
         "re-apply a lost stream window (--from T1 --to T2) into the live alias from an "
         "incremental export",
-        "ddbsync.repair.run",
+        "ddbsync.cli.repair",
     ),
 )
 
