@@ -74,14 +74,14 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "demo",
         "run the stream indexer flow locally (moto + a real OpenSearch) and check the index",
-        "ddbsync_local.demo",
+        "ddbsync.cli.demo",
         needs_moto=True,
     ),
     Subcommand(
         "backfill",
         "rebuild an index alias from a point-in-time export with the backfill state machine, "
         "locally (moto + a real OpenSearch), then swap the alias",
-        "ddbsync_local.backfill_run",
+        "ddbsync.cli.backfill",
         needs_moto=True,
     ),
     Subcommand(
