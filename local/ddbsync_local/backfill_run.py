@@ -23,7 +23,6 @@ is a second or two away: ``start_export`` waits for it itself.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import datetime as dt
@@ -34,7 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ddbsync.backfill.steps import AwsExports, Backfill, BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.backfill.steps import AwsExports, Backfill
 from ddbsync.config import Settings
 from ddbsync_local.context import LocalContext
 from ddbsync_local.exporter import write_export
@@ -52,8 +52,7 @@ __all__ = [
     "FUNCTION_ARN",
     "BackfillSummary",
     "LocalExports",
-    "add_arguments",
-    "main",
+    "backfill_table",
     "run_backfill",
 ]
 
@@ -296,41 +295,23 @@ def _print_summary(summary: BackfillSummary, keep_old: bool, out: TextIO) -> Non
         print(f"   alias {summary.alias} unchanged; the backfill index was removed", file=out)
 
 
-# --- the CLI ---------------------------------------------------------------------------------
+# --- ``ddbsync backfill`` (options: ddbsync.cli.backfill) ---------------------------------------
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_OPENSEARCH, EXIT_BAD_TABLE = 0, 1, 2, 3
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``ddbsync backfill``."""
-    from ddbsync_local.demo import DEFAULT_ALIAS, TABLE
-
-    parser.epilog = (
-        "Environment: OPENSEARCH_URL (default http://127.0.0.1:9200; start one with "
-        "`scripts/opensearch.sh start`); AWS_ENDPOINT_URL to use a running moto_server "
-        "instead of moto in-process (an in-process table lives only in this command, so "
-        "use --seed, or `ddbsync demo`, which backfills its own table); AWS_REGION "
-        "(default us-east-1). The table needs point-in-time recovery (--seed turns it on)."
-    )
-    parser.add_argument("--table", default=TABLE, help="DynamoDB table name (default: %(default)s)")
-    parser.add_argument("--alias", default=DEFAULT_ALIAS,
-                        help="live index alias to rebuild (default: %(default)s)")
-    parser.add_argument("--format", default="DYNAMODB_JSON", choices=("DYNAMODB_JSON", "ION"),
-                        help="export format (default: %(default)s)")
-    parser.add_argument("--items-per-file", type=int, default=1000,
-                        help="items per export data file (default: %(default)s)")
-    parser.add_argument("--keep-old-index", action="store_true",
-                        help="keep the old index after the alias swap (default: delete it)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N",
-                        help="first create the table (pk, sk; PITR on) with N demo items")
-    parser.add_argument("--bucket", default=DEFAULT_BUCKET,
-                        help="export bucket, created if missing (default: %(default)s)")
-    parser.add_argument("--timeout-ms", type=int, default=900_000,
-                        help="the backfill Lambda's timeout per call (default: %(default)s)")  # fmt: skip
-
-
-def main(args: argparse.Namespace) -> int:
-    """Entry point for the CLI."""
+def backfill_table(
+    *,
+    table: str,
+    alias: str,
+    export_format: str = "DYNAMODB_JSON",
+    items_per_file: int = 1000,
+    keep_old_index: bool = False,
+    seed: int = 0,
+    bucket: str = DEFAULT_BUCKET,
+    timeout_ms: int = 900_000,
+) -> int:
+    """Backfill ``table`` into ``alias`` locally (``--seed`` creates the table first); the exit code."""
     from ddbsync_local.demo import aws_backend, aws_defaults
     from ddbsync_local.search import OpenSearchUnavailable, SearchHttp, opensearch_url
 
@@ -340,14 +321,26 @@ def main(args: argparse.Namespace) -> int:
     except OpenSearchUnavailable as e:
         print(e.advice())
         return EXIT_NO_OPENSEARCH
-    if args.items_per_file < 1 or args.seed < 0:
+    if items_per_file < 1 or seed < 0:
         print("ERROR: --items-per-file must be at least 1 and --seed not negative")
         return EXIT_BAD_TABLE
     with aws_defaults(), aws_backend():
-        return _main(args, url)
+        return _backfill_table(
+            url, table, alias, export_format, items_per_file, keep_old_index, seed, bucket, timeout_ms
+        )
 
 
-def _main(args: argparse.Namespace, url: str) -> int:
+def _backfill_table(
+    url: str,
+    table_name: str,
+    alias: str,
+    export_format: str,
+    items_per_file: int,
+    keep_old_index: bool,
+    seed: int,
+    bucket: str,
+    timeout_ms: int,
+) -> int:
     import boto3
 
     from ddbsync.observability import quiet_logs
@@ -355,33 +348,33 @@ def _main(args: argparse.Namespace, url: str) -> int:
 
     ddb = boto3.client("dynamodb")
     s3 = boto3.client("s3")
-    if args.seed:
-        seed_table(ddb, args.table, args.seed)
-        print(f"created table {args.table} with {args.seed} items (PITR on)")
+    if seed:
+        seed_table(ddb, table_name, seed)
+        print(f"created table {table_name} with {seed} items (PITR on)")
     try:
-        table = ddb.describe_table(TableName=args.table)["Table"]
+        table = ddb.describe_table(TableName=table_name)["Table"]
     except ddb.exceptions.ResourceNotFoundException:
-        print(f"ERROR: table {args.table!r} not found. moto in-process starts empty: add --seed N, "
+        print(f"ERROR: table {table_name!r} not found. moto in-process starts empty: add --seed N, "
               "or set AWS_ENDPOINT_URL to a moto_server that holds the table.")  # fmt: skip
         return EXIT_BAD_TABLE
     keys = {k["KeyType"]: k["AttributeName"] for k in table["KeySchema"]}
-    ensure_bucket(s3, args.bucket)
-    env = local_env(url, args.alias, keys["HASH"], keys.get("RANGE"))
+    ensure_bucket(s3, bucket)
+    env = local_env(url, alias, keys["HASH"], keys.get("RANGE"))
     settings = Settings.from_env(env, require_dlq=False)
     bs = BackfillSettings(
         table_arn=table["TableArn"],
-        export_bucket=args.bucket,
+        export_bucket=bucket,
         export_prefix=DEFAULT_PREFIX,
-        export_format=args.format,
+        export_format=export_format,
         export_kms_key_id=None,
-        keep_old_index=args.keep_old_index,
+        keep_old_index=keep_old_index,
         dual_write_wait_seconds=0,
     )
-    print(f"backfill {args.table} -> {args.alias} ({args.format}, {args.items_per_file} items per file)")
-    exports = LocalExports(ddb, s3, items_per_file=args.items_per_file)
+    print(f"backfill {table_name} -> {alias} ({export_format}, {items_per_file} items per file)")
+    exports = LocalExports(ddb, s3, items_per_file=items_per_file)
     with quiet_logs(False):
         summary = run_backfill(
-            settings, bs, client=build_client(settings), s3=s3, exports=exports, timeout_ms=args.timeout_ms
+            settings, bs, client=build_client(settings), s3=s3, exports=exports, timeout_ms=timeout_ms
         )
     return EXIT_OK if summary.swapped else EXIT_FAILED
 

@@ -1,5 +1,7 @@
 """``ddbsync demo``: the stream indexer's whole flow, then a backfill, on one machine.
 
+The command's options are in :mod:`ddbsync.cli.demo`; :func:`run_demo` is the demo.
+
 moto (in-process, or a moto_server through ``AWS_ENDPOINT_URL``) plays DynamoDB,
 DynamoDB Streams, SQS and S3; :class:`~ddbsync_local.esm.EventSourceMapping` plays
 Lambda's event source mapping; the real handler from ``ddbsync.handler`` writes
@@ -11,7 +13,6 @@ and the comparison runs again.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import time
@@ -33,11 +34,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ALIAS",
     "TABLE",
-    "add_arguments",
     "aws_backend",
     "aws_defaults",
     "create_stream_table",
-    "main",
     "run_demo",
     "scoped_env",
 ]
@@ -57,26 +56,6 @@ _PRODUCTS = {
                  "Duffel bag"],
     "cat-socks": ["Hiking socks", "Running socks", "Wool socks", "Ski socks", "Dress socks"],
 }  # fmt: skip
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``ddbsync demo``."""
-    parser.add_argument("--alias", default=DEFAULT_ALIAS,
-                        help="index alias the indexer writes (default: %(default)s)")
-    parser.add_argument("--reset", action=argparse.BooleanOptionalAction, default=True,
-                        help="delete the indices behind the alias first (default: on)")
-    parser.add_argument("--batch-size", type=int, default=5,
-                        help="stream batch size; small, so one item's changes span "
-                             "several invocations (default: %(default)s)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show the handler's JSON logs and EMF metrics")  # fmt: skip
-
-
-def main(args: argparse.Namespace) -> int:
-    """Entry point for the CLI."""
-    return run_demo(
-        alias=args.alias, reset=args.reset, batch_size=args.batch_size, verbose=args.verbose
-    )
 
 
 def run_demo(
@@ -193,7 +172,7 @@ def _backfill(
     alias and to ``<alias>-next`` (the backfill's index) while that exists.
     ``deleted`` gets the ids of the items deleted here.
     """
-    from ddbsync.backfill.steps import BackfillSettings
+    from ddbsync.backfill.settings import BackfillSettings
     from ddbsync.config import Settings
     from ddbsync.opensearch.client import build_client
     from ddbsync_local.backfill_run import (

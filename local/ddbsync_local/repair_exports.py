@@ -2,7 +2,7 @@
 
 moto runs ExportTableToPointInTime but ignores ``INCREMENTAL_EXPORT`` and writes no
 files. :class:`LocalIncrementalExports` calls it anyway (through
-:class:`~ddbsync.repair.run.AwsIncrementalExports`, so a table without PITR fails as in
+:class:`~ddbsync.repair.exports.AwsIncrementalExports`, so a table without PITR fails as in
 AWS), then writes the export AWS would have written with
 :func:`~ddbsync_local.exporter.write_incremental_export`: compacted to one record per
 item (its last change in the window), in the real file and manifest format.
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import orjson
 
-from ddbsync.backfill.steps import BackfillSettings
-from ddbsync.repair.run import AwsIncrementalExports, Window
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.repair import AwsIncrementalExports, Window
 from ddbsync_local.exporter import TableChange, write_incremental_export
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ class _LocalExport:
 
 
 class LocalIncrementalExports:
-    """:class:`~ddbsync.repair.run.IncrementalExports` against moto, writing a real-format export.
+    """:class:`~ddbsync.repair.exports.IncrementalExports` against moto, writing a real-format export.
 
     ``in_progress_polls`` DescribeExport calls answer IN_PROGRESS before COMPLETED (or
     FAILED with ``fail=True``), so the polling loop runs as in AWS.

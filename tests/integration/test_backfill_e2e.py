@@ -18,7 +18,7 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill.steps import BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.handler import make_handler
 from ddbsync.opensearch.indices import ensure_index, next_alias_name

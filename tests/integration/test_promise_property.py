@@ -50,13 +50,13 @@ from moto import mock_aws
 from opensearchpy import OpenSearch
 
 from ddbsync.accounting import Disposition
-from ddbsync.backfill.steps import BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
 from ddbsync.handler import make_handler
 from ddbsync.indexer import BatchResult, StreamIndexer
 from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta, TransportError
-from ddbsync.replay.run import replay
+from ddbsync.replay import replay
 from ddbsync_local.backfill_run import LocalExports, run_backfill
 from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from tests.support import OPENSEARCH_URL, FakeContext

@@ -19,13 +19,12 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill.steps import BackfillSettings
-from ddbsync.cli import build_parser
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.cli import build_parser, repair
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.handler import make_handler
 from ddbsync.opensearch.indices import ensure_index
-from ddbsync.repair import run as repair
-from ddbsync.repair.run import RepairSummary, Window, run_repair
+from ddbsync.repair import RepairSummary, Window, run_repair
 from ddbsync_local.demo import create_stream_table
 from ddbsync_local.exporter import TableChange
 from ddbsync_local.repair_exports import LocalIncrementalExports

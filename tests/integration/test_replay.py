@@ -20,7 +20,7 @@ from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
 from ddbsync.handler import make_handler
 from ddbsync.indexer import StreamIndexer
-from ddbsync.replay.run import EXIT_KEPT, EXIT_OK, EXIT_SETUP, replay
+from ddbsync.replay import EXIT_KEPT, EXIT_OK, EXIT_SETUP, replay
 from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from tests.conftest import base_env, dlq_messages
 from tests.support import FakeContext, RecordFactory, event, load_event

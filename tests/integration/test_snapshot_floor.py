@@ -19,7 +19,8 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync.backfill.steps import Backfill, BackfillSettings
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.backfill.steps import Backfill
 from ddbsync.cli import commands as cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.dlq import DeadLetter, send_dead_letters
@@ -31,7 +32,7 @@ from ddbsync.opensearch.floors import FLOOR_REASON
 from ddbsync.opensearch.indices import read_view
 from ddbsync.opensearch.sending import send
 from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta, Transport
-from ddbsync.replay.run import EXIT_OK
+from ddbsync.replay import EXIT_OK
 from ddbsync_local.backfill_run import LocalExports, local_env, run_backfill
 from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from tests.integration.test_backfill_e2e import REGION, TABLE, World

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from ddbsync.backfill.steps import Backfill, BackfillError, BackfillSettings, snapshot_floor
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.backfill.steps import Backfill, BackfillError, snapshot_floor
 from ddbsync.config import Settings
 from ddbsync.mapping import Change
 from ddbsync.opensearch.bulk import Outcome, Write

@@ -34,10 +34,12 @@ PROGRAM = textwrap.dedent(
 
     import ddbsync.backfill.steps
     import ddbsync.cli.commands
+    import ddbsync.cli.repair
+    import ddbsync.cli.replay
     import ddbsync.handler
     import ddbsync.indexer
-    import ddbsync.replay.run
-    import ddbsync.repair.run
+    import ddbsync.repair
+    import ddbsync.replay
     from ddbsync.config import Settings
     from ddbsync.opensearch.client import build_client
 

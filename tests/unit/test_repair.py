@@ -9,23 +9,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddbsync.backfill.steps import BackfillSettings
-from ddbsync.cli import build_parser
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.cli import build_parser, repair
 from ddbsync.dynamodb.export_format import IncrementalRecord
+from ddbsync.errors import RecordError, RepairError
 from ddbsync.mapping import META_FIELD
 from ddbsync.opensearch.conflicts import stored_ordering
 from ddbsync.opensearch.transport import StoredMeta
-from ddbsync.repair import run as repair
-from ddbsync.repair.run import (
-    RepairError,
-    Window,
-    export_request,
-    parse_time,
-    repair_change,
+from ddbsync.repair import Window, export_request, parse_time, repair_change
+from ddbsync.versioning import (
+    SLOT_BITS,
+    Ordering,
+    export_version,
     repair_ordering,
     repair_version,
+    second_of,
+    stream_version,
 )
-from ddbsync.versioning import SLOT_BITS, Ordering, export_version, second_of, stream_version
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders"
@@ -148,7 +148,7 @@ def test_a_record_without_a_new_image_is_a_tombstone_like_the_indexers() -> None
 def test_an_item_using_the_reserved_attribute_is_refused() -> None:
     keys = {"pk": {"S": "a"}}
     record = IncrementalRecord(keys, {**keys, META_FIELD: {"S": "x"}}, int(NOW) * 1_000_000)
-    with pytest.raises(ValueError, match="reserved"):
+    with pytest.raises(RecordError, match="reserved"):
         repair_change(record, "pk", None)
 
 

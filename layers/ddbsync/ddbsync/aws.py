@@ -1,18 +1,30 @@
-"""The one place that builds boto3 clients (boto3 honours AWS_ENDPOINT_URL for moto)."""
+"""AWS in one place: the boto3 clients (boto3 honours AWS_ENDPOINT_URL for moto), an AWS
+error as one line of text, the region in an AWS address."""
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["LazyS3", "s3_client", "sqs_client", "streams_client"]
+__all__ = [
+    "LazyS3",
+    "aws_error",
+    "error_code",
+    "region_of_arn",
+    "region_of_queue_url",
+    "s3_client",
+    "sqs_client",
+    "streams_client",
+]
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
@@ -44,3 +56,28 @@ class LazyS3:
         if self._s3 is None:
             self._s3 = s3_client(self._region)
         return self._s3
+
+
+def error_code(e: ClientError) -> str:
+    """The error code AWS answered (``NoSuchKey``, ``TrimmedDataAccessException``...), or ''."""
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
+def aws_error(e: BotoCoreError | ClientError) -> str:
+    """One line for a person: ``Code: Message`` of an AWS answer, or botocore's own text."""
+    if isinstance(e, ClientError):
+        error = e.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".strip()
+    return str(e)
+
+
+def region_of_queue_url(url: str) -> str | None:
+    """The region in an SQS queue URL (``https://sqs.<region>.amazonaws.com/...``), if any."""
+    match = re.match(r"https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com", url)
+    return match.group(1) if match else None
+
+
+def region_of_arn(arn: str) -> str | None:
+    """The region field of an ARN, if it has one."""
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 3 and parts[3] else None

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Protocol
 from ddbsync.accounting import Disposition, Ledger, settle_writes
 from ddbsync.config import Settings
 from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
+from ddbsync.dynamodb.stream import StreamRecord
 from ddbsync.errors import DeadLetterError, IndexAdminError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import (
     Change,
     Poison,
-    StreamRecord,
     collapse,
     map_records,
     materialize_newest,

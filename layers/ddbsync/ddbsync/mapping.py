@@ -26,7 +26,7 @@ __all__ = [
     "META_FIELD",
     "Change",
     "Poison",
-    "StreamRecord",
+    "Source",
     "collapse",
     "document_meta",
     "image_body",

@@ -33,6 +33,8 @@ __all__ = [
     "export_ordering",
     "export_version",
     "floor_version",
+    "repair_ordering",
+    "repair_version",
     "second_of",
     "sequence_rank",
     "stream_version",
@@ -79,6 +81,21 @@ def export_ordering(export_time_seconds: float) -> Ordering:
     every change of second ``floor(T)`` or later (docs/versioning.md, rule 4).
     """
     return Ordering(math.floor(export_time_seconds) - 1, EXPORT_RANK)
+
+
+def repair_version(write_time_micros: int) -> int:
+    """Version of an incremental-export record written in second ``s``: ``export_version(s + 1)``.
+
+    The record is the item as a full export taken at ``s + 1`` would hold it (an
+    incremental export is compacted: nothing changed the item after it within the
+    window), so it gets that export item's version; docs/versioning.md, "Repair".
+    """
+    return export_version(write_time_micros // 1_000_000 + 1)
+
+
+def repair_ordering(write_time_micros: int) -> Ordering:
+    """The pair of :func:`repair_version`: above every stream change of ``s``, below every later second."""
+    return export_ordering(write_time_micros // 1_000_000 + 1)
 
 
 def second_of(version: int) -> int:

@@ -11,7 +11,8 @@ Live changes keep flowing meanwhile: the stream indexer writes to both the live 
 """
 
 from ddbsync.backfill.files import FileProgress, export_change, index_items
-from ddbsync.backfill.steps import Backfill, BackfillSettings, handler, make_backfill
+from ddbsync.backfill.settings import BackfillSettings
+from ddbsync.backfill.steps import Backfill, handler, make_backfill
 
 __all__ = [
     "Backfill",

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from ddbsync.backfill.exports import describe_export, export_args, start_export
 from ddbsync.backfill.files import index_items
+from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
 from ddbsync.dynamodb.export_format import iter_export_items
 from ddbsync.dynamodb.export_manifest import read_files, read_summary, summary_key_from_export
-from ddbsync.errors import BackfillError, ConfigError, DdbsyncError
+from ddbsync.errors import BackfillError, ConfigError
 from ddbsync.observability import logger
 from ddbsync.opensearch.bulk import Deadline
 from ddbsync.opensearch.client import build_client
@@ -39,7 +39,6 @@ __all__ = [
     "AwsExports",
     "Backfill",
     "BackfillError",
-    "BackfillSettings",
     "Exports",
     "handler",
     "snapshot_floor",
@@ -48,108 +47,12 @@ __all__ = [
 State = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class BackfillSettings:
-    """The backfill's own settings (the indexer's come from :class:`Settings`)."""
-
-    table_arn: str
-    export_bucket: str
-    export_prefix: str
-    export_format: str
-    export_kms_key_id: str | None
-    keep_old_index: bool
-    dual_write_wait_seconds: int
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> BackfillSettings:
-        env = os.environ if env is None else env
-        problems = []
-        table_arn = env.get("TABLE_ARN", "").strip()
-        if not table_arn.startswith("arn:") or ":table/" not in table_arn:
-            problems.append(f"TABLE_ARN must be a DynamoDB table ARN, got {table_arn!r}")
-        bucket = env.get("EXPORT_BUCKET", "").strip()
-        if not bucket:
-            problems.append("EXPORT_BUCKET is required")
-        fmt = env.get("EXPORT_FORMAT", "DYNAMODB_JSON").strip().upper() or "DYNAMODB_JSON"
-        if fmt not in ("DYNAMODB_JSON", "ION"):
-            problems.append(f"EXPORT_FORMAT must be DYNAMODB_JSON or ION, got {fmt!r}")
-        keep = env.get("KEEP_OLD_INDEX", "false").strip().lower()
-        if keep not in ("true", "false"):
-            problems.append(f"KEEP_OLD_INDEX must be true or false, got {keep!r}")
-        wait_raw = env.get("DUAL_WRITE_WAIT_SECONDS", "65").strip() or "65"
-        wait = int(wait_raw) if wait_raw.isdigit() else -1
-        if not 0 <= wait <= 3600:
-            problems.append(f"DUAL_WRITE_WAIT_SECONDS must be 0 to 3600, got {wait_raw!r}")
-        if problems:
-            raise ConfigError(problems)
-        return cls(
-            table_arn=table_arn,
-            export_bucket=bucket,
-            export_prefix=env.get("EXPORT_PREFIX", "").strip().strip("/"),
-            export_format=fmt,
-            export_kms_key_id=env.get("EXPORT_KMS_KEY_ID", "").strip() or None,
-            keep_old_index=keep == "true",
-            dual_write_wait_seconds=wait,
-        )
-
-
 class Exports(Protocol):
     """Starting and watching a point-in-time export (AWS, or the local stand-in)."""
 
     def start(self, bs: BackfillSettings, client_token: str) -> dict[str, Any]: ...
 
     def describe(self, export_arn: str) -> dict[str, Any]: ...
-
-
-# DynamoDB's own words for the export errors a user can fix, turned into advice.
-EXPORT_ADVICE = {
-    "PointInTimeRecoveryUnavailableException": "point-in-time recovery is off: turn PITR on for the table",
-    "InvalidExportTimeException": "the export time is outside the PITR window",
-    "ExportConflictException": "an export with this client token but other settings exists",
-    "LimitExceededException": "too many exports are running (DynamoDB allows 300 at once): retry later",
-    "TableNotFoundException": "the table does not exist",
-}
-
-
-def export_args(bs: BackfillSettings, client_token: str) -> dict[str, Any]:
-    """The ExportTableToPointInTime arguments every export shares (table, bucket, format, KMS)."""
-    args: dict[str, Any] = {
-        "TableArn": bs.table_arn,
-        "S3Bucket": bs.export_bucket,
-        "ExportFormat": bs.export_format,
-        "ClientToken": client_token,
-    }
-    if bs.export_prefix:
-        args["S3Prefix"] = bs.export_prefix
-    if bs.export_kms_key_id:
-        args["S3SseAlgorithm"] = "KMS"
-        args["S3SseKmsKeyId"] = bs.export_kms_key_id
-    return args
-
-
-def start_export(
-    dynamodb: DynamoDBClient,
-    args: Mapping[str, Any],
-    error: type[DdbsyncError],
-    advice: Mapping[str, str] = EXPORT_ADVICE,
-) -> dict[str, Any]:
-    """Call ExportTableToPointInTime; raise ``error`` with advice for the errors a user can fix."""
-    try:
-        return dict(dynamodb.export_table_to_point_in_time(**args)["ExportDescription"])
-    except ClientError as e:
-        code = e.response.get("Error", {}).get("Code", "")
-        hint = advice.get(code)
-        raise error(f"ExportTableToPointInTime failed ({code}): {f'{hint}: ' if hint else ''}{e}") from e
-    except BotoCoreError as e:
-        raise error(f"ExportTableToPointInTime failed: {e}") from e
-
-
-def describe_export(dynamodb: DynamoDBClient, export_arn: str, error: type[DdbsyncError]) -> dict[str, Any]:
-    """Call DescribeExport; raise ``error`` naming the export when it fails."""
-    try:
-        return dict(dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"])
-    except (BotoCoreError, ClientError) as e:
-        raise error(f"DescribeExport failed for {export_arn}: {e}") from e
 
 
 class AwsExports:

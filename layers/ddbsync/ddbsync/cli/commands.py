@@ -74,26 +74,26 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "demo",
         "run the stream indexer flow locally (moto + a real OpenSearch) and check the index",
-        "ddbsync_local.demo",
+        "ddbsync.cli.demo",
         needs_moto=True,
     ),
     Subcommand(
         "backfill",
         "rebuild an index alias from a point-in-time export with the backfill state machine, "
         "locally (moto + a real OpenSearch), then swap the alias",
-        "ddbsync_local.backfill_run",
+        "ddbsync.cli.backfill",
         needs_moto=True,
     ),
     Subcommand(
         "replay",
         "re-send the record DLQ or the on-failure queue's stream ranges through the indexer",
-        "ddbsync.replay.run",
+        "ddbsync.cli.replay",
     ),
     Subcommand(
         "repair",
         "re-apply a lost stream window (--from T1 --to T2) into the live alias from an "
         "incremental export",
-        "ddbsync.repair.run",
+        "ddbsync.cli.repair",
     ),
 )
 
