@@ -166,12 +166,13 @@ def _same_everywhere(value: dict[str, Any]) -> DecodeError:
     item = {"s": value}
     (from_export,) = _export_lines("DYNAMODB_JSON", [orjson.dumps({"Item": item}) + b"\n"])
     errors = []
-    for path in (
+    paths: tuple[Callable[[], object], ...] = (
         lambda: decode_item(item),
         lambda: checked_item(item),
         lambda: decode_value(value, "s"),
         lambda: decode_item(from_export),
-    ):
+    )
+    for path in paths:
         with pytest.raises(DecodeError) as info:
             path()
         errors.append(info.value)

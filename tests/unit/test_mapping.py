@@ -15,11 +15,12 @@ from tests.support import RecordFactory, load_event
 
 
 def first(name: str) -> dict[str, Any]:
-    return load_event(name)["Records"][0]
+    return records(name)[0]
 
 
 def records(name: str) -> list[dict[str, Any]]:
-    return load_event(name)["Records"]
+    batch: list[dict[str, Any]] = load_event(name)["Records"]
+    return batch
 
 
 # --- INSERT / MODIFY ----------------------------------------------------------------------
@@ -47,6 +48,7 @@ def test_an_insert_indexes_the_new_image_with_its_meta() -> None:
 def test_a_modify_indexes_the_new_image_not_the_old_one() -> None:
     change = map_record(first("modify.json"), "pk", "sk")
     assert change.op == "index"
+    assert change.body is not None
     assert change.body["price"] == 79.99
     assert change.body["tags"] == ["outdoor", "running", "sale"]
 
@@ -54,6 +56,7 @@ def test_a_modify_indexes_the_new_image_not_the_old_one() -> None:
 def test_the_meta_sequence_is_zero_padded_to_forty_digits_so_it_sorts_as_text() -> None:
     factory = RecordFactory()
     change = map_record(factory.record("INSERT", "a", seq="123", created=5), "pk", "sk")
+    assert change.body is not None
     meta = change.body[META_FIELD]
     assert isinstance(meta, dict)
     assert meta["seq"] == "123".zfill(40)
@@ -132,6 +135,7 @@ def test_collapse_keeps_the_newest_change_per_key_and_remembers_every_sequence()
 
     item3 = by_id["cat-hats|item-003"]
     assert item3.op == "index"
+    assert item3.body is not None
     assert item3.body["name"] == "Merino wool beanie"
     assert item3.record is batch[6]
     assert item3.members == tuple(
@@ -140,6 +144,7 @@ def test_collapse_keeps_the_newest_change_per_key_and_remembers_every_sequence()
 
     item4 = by_id["cat-hats|item-004"]
     assert item4.record is batch[5]
+    assert item4.body is not None
     assert item4.body["tags"] == ["sale", "summer"]
     assert item4.members == (1, 5)
 
@@ -158,6 +163,7 @@ def test_collapse_prefers_a_later_second_over_a_larger_sequence() -> None:
     earlier = factory.record("MODIFY", "a", image={"v": 1}, created=100, seq="900000000000000000000")
     changes, _ = map_records([later, earlier], "pk", "sk")
     (kept,) = collapse(changes)
+    assert kept.body is not None
     assert kept.body["v"] == 2
     assert kept.members == (0, 1)
 
@@ -191,6 +197,7 @@ def test_collapse_keeps_exactly_the_newest_change_of_each_key(history: list[tupl
     for change in kept:
         key = change.doc_id.split("|")[0]
         mine = [(second, seq) for k, second, seq in history if k == key]
+        assert change.body is not None
         assert (change.created_seconds, change.body["n"]) == max(mine)
         assert sorted(change.members) == [i for i, (k, _, _) in enumerate(history) if k == key]
 
