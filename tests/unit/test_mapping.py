@@ -118,9 +118,34 @@ def test_a_remove_by_another_service_is_not_taken_for_a_ttl_expiry() -> None:
     assert map_record(record, "pk", "sk", ttl_removes="keep").op == "tombstone"
 
 
-def test_factory_ttl_removes_are_recognised() -> None:
-    record = RecordFactory().record("REMOVE", "a", ttl=True)
+# A REMOVE made by TTL, written out as AWS documents it ("DynamoDB Streams and Time to Live"):
+# the Lambda event's record carries userIdentity {"type": "Service", "principalId":
+# "dynamodb.amazonaws.com"}; a REMOVE made by a user or an application has no userIdentity.
+AWS_TTL_REMOVE: dict[str, Any] = {
+    "eventID": "5d7f2a96b5c1e0a8f4b3c2d1e0f9a8b7",
+    "eventName": "REMOVE",
+    "eventVersion": "1.1",
+    "eventSource": "aws:dynamodb",
+    "awsRegion": "eu-west-1",
+    "dynamodb": {
+        "ApproximateCreationDateTime": 1714559415,
+        "Keys": {"pk": {"S": "session"}, "sk": {"S": "4f1c"}},
+        "OldImage": {"pk": {"S": "session"}, "sk": {"S": "4f1c"}, "expires_at": {"N": "1714558815"}},
+        "SequenceNumber": "700000000000000000042",
+        "SizeBytes": 64,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    },
+    "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+    "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/sessions/stream/2024-05-01T09:30:15.123",
+}
+
+
+def test_a_remove_with_dynamodbs_documented_ttl_identity_is_recognised_as_a_ttl_removal() -> None:
+    record = copy.deepcopy(AWS_TTL_REMOVE)
     assert map_record(record, "pk", "sk", ttl_removes="keep").op == "skip"
+    assert map_record(record, "pk", "sk", ttl_removes="delete").op == "tombstone"
+    del record["userIdentity"]  # the same REMOVE made by a user
+    assert map_record(record, "pk", "sk", ttl_removes="keep").op == "tombstone"
 
 
 # --- collapse -----------------------------------------------------------------------------
@@ -263,31 +288,34 @@ def _broken(mutate: str) -> object:
 
 
 @pytest.mark.parametrize(
-    "mutate",
+    ("mutate", "error_type", "reason"),
     [
-        "no dynamodb",
-        "bad sequence",
-        "no sequence",
-        "negative time",
-        "bool time",
-        "text time",
-        "time out of range",
-        "no keys",
-        "no sort key",
-        "no new image",
-        "bad number",
-        "bad event name",
-        "not a record",
+        ("no dynamodb", "RecordError", "record has no 'dynamodb' object"),
+        ("bad sequence", "RecordError", "record has no valid SequenceNumber: '12ab'"),
+        ("no sequence", "RecordError", "record has no valid SequenceNumber: None"),
+        ("negative time", "RecordError", "record has no valid ApproximateCreationDateTime"),
+        ("bool time", "RecordError", "record has no valid ApproximateCreationDateTime"),
+        ("text time", "RecordError", "record has no valid ApproximateCreationDateTime"),
+        ("time out of range", "ValueError", "ApproximateCreationDateTime is out of range"),
+        ("no keys", "RecordError", "record has no Keys"),
+        ("no sort key", "RecordError", "record has no sort key attribute 'sk'"),
+        ("no new image", "RecordError", "INSERT record has no NewImage"),
+        ("bad number", "DecodeError", "invalid number 'abc'"),
+        ("bad event name", "RecordError", "unknown eventName 'UPSERT'"),
+        ("not a record", "RecordError", "record must be an object, got list"),
     ],
 )
-def test_map_records_returns_a_broken_record_as_poison_without_raising(mutate: str) -> None:
+def test_map_records_returns_a_broken_record_as_poison_without_raising(
+    mutate: str, error_type: str, reason: str
+) -> None:
     good = RecordFactory(start_seq=5 * 10**20).record("INSERT", "ok")
     broken = _broken(mutate)
     changes, poison = map_records([good, broken], "pk", "sk")  # type: ignore[list-item]
     assert [c.doc_id for c in changes] == ["ok|s"]
     (bad,) = poison
     assert bad.record is broken
-    assert bad.reason
+    assert bad.error_type == error_type
+    assert bad.reason.startswith(reason), bad.reason
 
 
 def test_map_records_returns_a_record_with_a_malformed_number_set_as_poison() -> None:
