@@ -286,6 +286,19 @@ class World:
             return
         self.kept.pop(key, None)
 
+    def play(self, kind: str, key: str, poison: bool, n: int, backfill_at: int | None) -> None:
+        """Step ``n`` of a story: a table change, a delivery or a replay."""
+        if kind == "deliver":
+            self.deliver()
+        elif kind == "replay":
+            self.replay()
+        elif kind == "ttl" and self.ttl_mode == "keep" and backfill_at is not None and not self.backfilled:
+            # A kept TTL item is dropped by a rebuild; keep the model exact by
+            # generating kept TTL removals only after the backfill.
+            self.change("delete", key, poison, n)
+        else:
+            self.change(kind, key, poison, n)
+
     # -- operations -------------------------------------------------------------------------
 
     def deliver(self) -> None:
@@ -376,17 +389,7 @@ def run_story(os_client: OpenSearch, tmp: Path, story: list[tuple[str, str, bool
 
             def advance(limit: int | None) -> Iterator[None]:
                 for i, (kind, key, poison) in steps:
-                    if kind == "deliver":
-                        world.deliver()
-                    elif kind == "replay":
-                        world.replay()
-                    elif kind == "ttl" and ttl_mode == "keep" and backfill_at is not None \
-                            and not world.backfilled:
-                        # A kept TTL item is dropped by a rebuild; keep the model exact by
-                        # generating kept TTL removals only after the backfill.
-                        world.change("delete", key, poison, i)
-                    else:
-                        world.change(kind, key, poison, i)
+                    world.play(kind, key, poison, i, backfill_at)
                     yield None
                     if limit is not None and i >= limit:
                         return

@@ -255,35 +255,36 @@ def test_an_item_with_an_attribute_named_like_the_meta_field_is_poison() -> None
     assert bad.sequence_number == record["dynamodb"]["SequenceNumber"]
 
 
+_DELETE = object()
+# How each case breaks a good INSERT record: (path to a field, its new value or _DELETE).
+_BREAKS: dict[str, tuple[tuple[str, ...], object]] = {
+    "no dynamodb": (("dynamodb",), _DELETE),
+    "bad sequence": (("dynamodb", "SequenceNumber"), "12ab"),
+    "no sequence": (("dynamodb", "SequenceNumber"), _DELETE),
+    "negative time": (("dynamodb", "ApproximateCreationDateTime"), -1),
+    "bool time": (("dynamodb", "ApproximateCreationDateTime"), True),
+    "text time": (("dynamodb", "ApproximateCreationDateTime"), "1714555815"),
+    "time out of range": (("dynamodb", "ApproximateCreationDateTime"), 10**20),
+    "no keys": (("dynamodb", "Keys"), _DELETE),
+    "no sort key": (("dynamodb", "Keys", "sk"), _DELETE),
+    "no new image": (("dynamodb", "NewImage"), _DELETE),
+    "bad number": (("dynamodb", "NewImage", "v"), {"N": "abc"}),
+    "bad event name": (("eventName",), "UPSERT"),
+}
+
+
 def _broken(mutate: str) -> object:
-    record: Any = RecordFactory().record("INSERT", "a", image={"v": 1})
-    ddb = record["dynamodb"]
-    if mutate == "no dynamodb":
-        del record["dynamodb"]
-    elif mutate == "bad sequence":
-        ddb["SequenceNumber"] = "12ab"
-    elif mutate == "no sequence":
-        del ddb["SequenceNumber"]
-    elif mutate == "negative time":
-        ddb["ApproximateCreationDateTime"] = -1
-    elif mutate == "bool time":
-        ddb["ApproximateCreationDateTime"] = True
-    elif mutate == "text time":
-        ddb["ApproximateCreationDateTime"] = "1714555815"
-    elif mutate == "time out of range":
-        ddb["ApproximateCreationDateTime"] = 10**20
-    elif mutate == "no keys":
-        del ddb["Keys"]
-    elif mutate == "no sort key":
-        del ddb["Keys"]["sk"]
-    elif mutate == "no new image":
-        del ddb["NewImage"]
-    elif mutate == "bad number":
-        ddb["NewImage"]["v"] = {"N": "abc"}
-    elif mutate == "bad event name":
-        record["eventName"] = "UPSERT"
-    elif mutate == "not a record":
+    if mutate == "not a record":
         return ["not", "a", "record"]
+    record: Any = RecordFactory().record("INSERT", "a", image={"v": 1})
+    (*parents, field), value = _BREAKS[mutate]
+    target = record
+    for name in parents:
+        target = target[name]
+    if value is _DELETE:
+        del target[field]
+    else:
+        target[field] = value
     return record
 
 

@@ -129,25 +129,32 @@ def iam_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, A
     SAM policy templates (SQSSendMessagePolicy, LambdaInvokePolicy ...) are not expanded;
     an ``!If`` branch of ``AWS::NoValue`` is no statement.
     """
+    for owner, document in (*sam_policy_documents(resources), *iam_policy_documents(resources)):
+        for statement in document["Statement"]:
+            for branch in if_branches(statement):
+                if branch != NO_VALUE:
+                    yield owner, branch
+
+
+def sam_policy_documents(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner, document) for every policy document in a SAM function's or state machine's Policies."""
     for sam_type in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
         for name, res in of_type(resources, sam_type).items():
             for policy in res["Properties"].get("Policies", []):
                 for document in if_branches(policy):
                     if isinstance(document, dict) and "Statement" in document:
-                        for statement in document["Statement"]:
-                            for branch in if_branches(statement):
-                                if branch != NO_VALUE:
-                                    yield name, branch
+                        yield name, document
+
+
+def iam_policy_documents(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner, document) for every policy document of an IAM role or policy."""
     for iam_type in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for name, res in of_type(resources, iam_type).items():
             props = res["Properties"]
-            documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+            for policy in props.get("Policies", []):
+                yield name, policy["PolicyDocument"]
             if "PolicyDocument" in props:
-                documents.append(props["PolicyDocument"])
-            for document in documents:
-                for statement in document["Statement"]:
-                    for branch in if_branches(statement):
-                        yield name, branch
+                yield name, props["PolicyDocument"]
 
 
 def as_list(value: Any) -> list[Any]:
