@@ -284,7 +284,7 @@ class StreamIndexer:
             result.max_latency_ms = max(0.0, (self.clock() - min(created)) * 1000)
         return result
 
-    def _account(
+    def _account(  # noqa: C901 - to be split in the indexer.py rewrite
         self, result: BatchResult, report: SendReport, poison: list[Poison], records: Sequence[StreamRecord]
     ) -> None:
         """Settle every record: write outcomes, dead letters, and what stays unhandled."""

@@ -131,7 +131,7 @@ def _list(items: Any) -> list[object]:
     return out
 
 
-def _value(tag: str, inner: Any) -> object:
+def _value(tag: str, inner: Any) -> object:  # noqa: C901 - to be split in the decode.py rewrite
     if tag == "S":
         if inner.__class__ is str:
             return inner
