@@ -44,6 +44,7 @@ demo: setup opensearch
 lint: setup
 	@$(PY) -m ruff check layers local functions tests bench
 
+# mypy --strict on what [tool.mypy] files lists: the package, local/, functions/, tests/, bench/.
 typecheck: setup
 	@$(PY) -m mypy
 

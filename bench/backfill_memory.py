@@ -41,6 +41,7 @@ flat in file size: peak(full) - peak(quarter) under 16 MiB, and every large-item
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
@@ -281,7 +282,8 @@ def main() -> int:
             ("full", lambda p: generate(p, size_mb * 2**20)),
         ]
         for kb in large_kb:
-            jobs.append((f"{kb}KB", lambda p, kb=kb: generate_large(p, kb * 1024, args.large_items)))
+            large = functools.partial(generate_large, line_bytes=kb * 1024, count=args.large_items)
+            jobs.append((f"{kb}KB", large))
         for name, make in jobs:
             path = Path(tmp) / f"{name}.json.gz"
             start = time.perf_counter()

@@ -21,7 +21,8 @@ STREAM_ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/t/stream/2026-01-01T
 
 def load_event(name: str) -> dict[str, Any]:
     """An event file from events/ (the same files `sam local invoke -e` uses)."""
-    return json.loads((EVENTS_DIR / name).read_text())
+    loaded: dict[str, Any] = json.loads((EVENTS_DIR / name).read_text())
+    return loaded
 
 
 def ddb_json(value: Any) -> dict[str, Any]:
@@ -48,7 +49,7 @@ class RecordFactory:
     pk: str = "pk"
     sk: str | None = "sk"
     start_seq: int = 100000000000000000000
-    counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def next_seq(self) -> str:
         return str(self.start_seq + next(self.counter) * 7)

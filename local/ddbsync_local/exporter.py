@@ -34,7 +34,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Context, Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -137,31 +137,29 @@ def _ion_blob(value: bytes | str) -> str:
 
 def _ion_value(value: Mapping[str, Any]) -> str:
     ((tag, inner),) = value.items()
-    if tag == "S":
-        return _ion_string(inner)
-    if tag == "N":
-        return _ion_decimal(inner)
-    if tag == "M":
-        return _ion_struct(inner)
-    if tag == "L":
-        return "[" + ",".join(_ion_value(x) for x in inner) + "]"
-    if tag == "BOOL":
-        return "true" if inner else "false"
-    if tag == "NULL":
-        return "null"
-    if tag == "B":
-        return _ion_blob(inner)
-    if tag == "SS":
-        return "$dynamodb_SS::[" + ",".join(_ion_string(x) for x in inner) + "]"
-    if tag == "NS":
-        return "$dynamodb_NS::[" + ",".join(_ion_decimal(x) for x in inner) + "]"
-    if tag == "BS":
-        return "$dynamodb_BS::[" + ",".join(_ion_blob(x) for x in inner) + "]"
-    raise ValueError(f"unknown DynamoDB type tag {tag!r}")
+    write = _ION_WRITERS.get(tag)
+    if write is None:
+        raise ValueError(f"unknown DynamoDB type tag {tag!r}")
+    return write(inner)
 
 
 def _ion_struct(item: Item) -> str:
     return "{" + ",".join(f"{_ion_name(name)}:{_ion_value(v)}" for name, v in item.items()) + "}"
+
+
+# DynamoDB type tag -> the Ion text of a value with that tag.
+_ION_WRITERS: dict[str, Callable[[Any], str]] = {
+    "S": _ion_string,
+    "N": _ion_decimal,
+    "M": _ion_struct,
+    "L": lambda inner: "[" + ",".join(_ion_value(x) for x in inner) + "]",
+    "BOOL": lambda inner: "true" if inner else "false",
+    "NULL": lambda inner: "null",
+    "B": _ion_blob,
+    "SS": lambda inner: "$dynamodb_SS::[" + ",".join(_ion_string(x) for x in inner) + "]",
+    "NS": lambda inner: "$dynamodb_NS::[" + ",".join(_ion_decimal(x) for x in inner) + "]",
+    "BS": lambda inner: "$dynamodb_BS::[" + ",".join(_ion_blob(x) for x in inner) + "]",
+}
 
 
 def ion_line(item: Item) -> bytes:

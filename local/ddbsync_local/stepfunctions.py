@@ -209,58 +209,11 @@ def _run_states(
     name = machine["StartAt"]
     while True:
         state = machine["States"][name]
-        kind = state["Type"]
         execution.trace.append(name)
         if "InputPath" in state:
             raise NotImplementedError("InputPath")
         try:
-            if kind == "Choice":
-                name = _choose(state, data, context)
-                continue
-            if kind == "Succeed":
-                return data
-            if kind == "Fail":
-                error = (
-                    _evaluate(state["ErrorPath"], data, context)
-                    if "ErrorPath" in state
-                    else state.get("Error")
-                )
-                cause = (
-                    _evaluate(state["CausePath"], data, context)
-                    if "CausePath" in state
-                    else state.get("Cause")
-                )
-                raise StatesError(str(error), str(cause))
-            effective = _template(state["Parameters"], data, context) if "Parameters" in state else data
-            if kind == "Pass":
-                result = state.get("Result", effective)
-            elif kind == "Wait":
-                if "SecondsPath" in state:
-                    _get(state["SecondsPath"], data, context)  # must resolve, like the real thing
-                result = data
-            elif kind == "Task":
-                result = _run_task(state, effective, invoke, execution)
-            elif kind == "Map":
-                processor = state.get("ItemProcessor") or state["Iterator"]
-                if processor.get("ProcessorConfig", {}).get("Mode", "INLINE") != "INLINE":
-                    raise NotImplementedError("distributed Map")
-                items = _get(state["ItemsPath"], data, context)
-                result = []
-                for index, item in enumerate(items):
-                    item_context = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
-                    item_input = (
-                        _template(state["ItemSelector"], data, item_context)
-                        if "ItemSelector" in state
-                        else item
-                    )
-                    result.append(_run_states(processor, item_input, invoke, item_context, execution))
-            else:
-                raise NotImplementedError(f"state type {kind}")
-            if "ResultSelector" in state:
-                result = _template(state["ResultSelector"], result, context)
-            output = data if kind == "Wait" else _put(state.get("ResultPath", "$"), data, result)
-            if "OutputPath" in state:
-                output = {} if state["OutputPath"] is None else _get(state["OutputPath"], output, context)
+            data, following = _run_state(state, data, invoke, context, execution)
         except StatesError as e:
             catcher = next((c for c in state.get("Catch", []) if _matches(c["ErrorEquals"], e.error)), None)
             if catcher is None:
@@ -268,9 +221,73 @@ def _run_states(
             data = _put(catcher.get("ResultPath", "$"), data, {"Error": e.error, "Cause": e.cause})
             name = catcher["Next"]
             continue
-        if state.get("End"):
-            return output
-        data, name = output, state["Next"]
+        if following is None:
+            return data
+        name = following
+
+
+def _run_state(
+    state: dict[str, Any], data: Any, invoke: Invoke, context: dict[str, Any], execution: Execution
+) -> tuple[Any, str | None]:
+    """Run one state: (its output, the next state's name, or None when the block ends here)."""
+    kind = state["Type"]
+    if kind == "Choice":
+        return data, _choose(state, data, context)
+    if kind == "Succeed":
+        return data, None
+    if kind == "Fail":
+        raise _failure(state, data, context)
+    effective = _template(state["Parameters"], data, context) if "Parameters" in state else data
+    result = _result(kind, state, data, effective, invoke, context, execution)
+    if "ResultSelector" in state:
+        result = _template(state["ResultSelector"], result, context)
+    output = data if kind == "Wait" else _put(state.get("ResultPath", "$"), data, result)
+    if "OutputPath" in state:
+        output = {} if state["OutputPath"] is None else _get(state["OutputPath"], output, context)
+    return output, None if state.get("End") else state["Next"]
+
+
+def _failure(state: dict[str, Any], data: Any, context: dict[str, Any]) -> StatesError:
+    error = _evaluate(state["ErrorPath"], data, context) if "ErrorPath" in state else state.get("Error")
+    cause = _evaluate(state["CausePath"], data, context) if "CausePath" in state else state.get("Cause")
+    return StatesError(str(error), str(cause))
+
+
+def _result(
+    kind: str,
+    state: dict[str, Any],
+    data: Any,
+    effective: Any,
+    invoke: Invoke,
+    context: dict[str, Any],
+    execution: Execution,
+) -> Any:
+    """The result of a Pass, Wait, Task or Map state (before ResultSelector and ResultPath)."""
+    if kind == "Pass":
+        return state.get("Result", effective)
+    if kind == "Wait":
+        if "SecondsPath" in state:
+            _get(state["SecondsPath"], data, context)  # must resolve, like the real thing
+        return data
+    if kind == "Task":
+        return _run_task(state, effective, invoke, execution)
+    if kind == "Map":
+        return _run_map(state, data, invoke, context, execution)
+    raise NotImplementedError(f"state type {kind}")
+
+
+def _run_map(
+    state: dict[str, Any], data: Any, invoke: Invoke, context: dict[str, Any], execution: Execution
+) -> list[Any]:
+    processor = state.get("ItemProcessor") or state["Iterator"]
+    if processor.get("ProcessorConfig", {}).get("Mode", "INLINE") != "INLINE":
+        raise NotImplementedError("distributed Map")
+    result = []
+    for index, item in enumerate(_get(state["ItemsPath"], data, context)):
+        item_context = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
+        item_input = _template(state["ItemSelector"], data, item_context) if "ItemSelector" in state else item
+        result.append(_run_states(processor, item_input, invoke, item_context, execution))
+    return result
 
 
 def run(definition: dict[str, Any], execution_input: Any, invoke: Invoke) -> Execution:

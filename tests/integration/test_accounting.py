@@ -14,7 +14,8 @@ from opensearchpy import OpenSearch
 from ddbsync.accounting import Disposition
 from ddbsync.config import Settings
 from ddbsync.errors import AccountingError
-from ddbsync.indexer import BatchResult, make_handler
+from ddbsync.handler import make_handler
+from ddbsync.indexer import BatchResult
 from tests.conftest import base_env, dlq_messages
 from tests.support import FakeContext, RecordFactory, event
 

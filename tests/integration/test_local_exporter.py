@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
 import pytest
@@ -15,7 +15,10 @@ from ddbsync.dynamodb.export_format import iter_export_items, iter_incremental
 from ddbsync.dynamodb.export_manifest import read_files, read_summary
 from ddbsync_local.exporter import TableChange, write_export, write_incremental_export
 
-REGION = "eu-west-1"
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import WriteRequestTypeDef
+
+REGION: Final = "eu-west-1"  # Final: a literal, as S3's LocationConstraint wants
 TABLE = "orders"
 BUCKET = "exports"
 EXPORT_TIME = 1_767_225_600.25  # 2026-01-01T00:00:00.250Z
@@ -61,7 +64,9 @@ def clients(aws: None) -> tuple[Any, Any]:
         BillingMode="PAY_PER_REQUEST",
     )
     for start in range(0, ITEMS, 25):
-        requests = [{"PutRequest": {"Item": table_item(i)}} for i in range(start, min(start + 25, ITEMS))]
+        requests: list[WriteRequestTypeDef] = [
+            {"PutRequest": {"Item": table_item(i)}} for i in range(start, min(start + 25, ITEMS))
+        ]
         dynamodb.batch_write_item(RequestItems={TABLE: requests})
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     return dynamodb, s3

@@ -39,7 +39,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import boto3
 import pytest
@@ -61,9 +61,13 @@ from ddbsync_local.backfill_run import LocalExports, run_backfill
 from ddbsync_local.esm import EsmConfig, EventSourceMapping, sqs_on_failure
 from tests.support import OPENSEARCH_URL, FakeContext
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
+    from mypy_boto3_sqs import SQSClient
+
 pytestmark = pytest.mark.integration
 
-REGION = "eu-west-1"
+REGION: Final = "eu-west-1"  # Final: a literal, as S3's LocationConstraint wants
 TABLE = "promise"
 BUCKET = "promise-exports"
 KEYS = ["k0", "k1", "k2"]
@@ -144,7 +148,7 @@ class FaultyTransport:
 
 
 class FlakySqs:
-    """The record DLQ's SQS client, down now and then."""
+    """The record DLQ's SQS client, down now and then (:func:`flaky_sqs` gives it the client's type)."""
 
     def __init__(self, inner: Any, p: float, rng: random.Random) -> None:
         self.inner, self.p, self.rng = inner, p, rng
@@ -157,6 +161,10 @@ class FlakySqs:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def flaky_sqs(inner: SQSClient, p: float, rng: random.Random) -> SQSClient:
+    return cast("SQSClient", FlakySqs(inner, p, rng))  # a stand-in: every other call goes to inner
 
 
 class TtlMarkingStreams:
@@ -188,6 +196,12 @@ class TtlMarkingStreams:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+def ttl_marking_streams(
+    inner: DynamoDBStreamsClient, deletes: dict[str, list[bool]]
+) -> DynamoDBStreamsClient:
+    return cast("DynamoDBStreamsClient", TtlMarkingStreams(inner, deletes))  # a stand-in, as flaky_sqs
 
 
 @dataclass
@@ -223,13 +237,13 @@ class World:
         self.on_failure = self.sqs.create_queue(QueueName="on-failure")["QueueUrl"]
         self.template = _template(self.tmp, "long")
         self.fixed = _template(self.tmp, "keyword")
-        self.streams = TtlMarkingStreams(boto3.client("dynamodbstreams", region_name=REGION),
-                                         self.deletes)
+        self.streams = ttl_marking_streams(boto3.client("dynamodbstreams", region_name=REGION),
+                                           self.deletes)
         self.settings = self._settings(self.template)
         client = build_client(self.settings)
         self.transport = FaultyTransport(OpenSearchTransport(client), self.faults, self.rng)
         self.handler = make_handler(self.settings, client=client, transport=self.transport,
-                                    sqs=FlakySqs(self.sqs, self.faults.dlq_down, self.rng))
+                                    sqs=flaky_sqs(self.sqs, self.faults.dlq_down, self.rng))
         self.esm = EventSourceMapping(
             stream_arn, self._invoke,
             EsmConfig(batch_size=self.rng.randint(1, 8), maximum_retry_attempts=self.rng.randint(0, 3),
@@ -274,6 +288,19 @@ class World:
             return
         self.kept.pop(key, None)
 
+    def play(self, kind: str, key: str, poison: bool, n: int, backfill_at: int | None) -> None:
+        """Step ``n`` of a story: a table change, a delivery or a replay."""
+        if kind == "deliver":
+            self.deliver()
+        elif kind == "replay":
+            self.replay()
+        elif kind == "ttl" and self.ttl_mode == "keep" and backfill_at is not None and not self.backfilled:
+            # A kept TTL item is dropped by a rebuild; keep the model exact by
+            # generating kept TTL removals only after the backfill.
+            self.change("delete", key, poison, n)
+        else:
+            self.change(kind, key, poison, n)
+
     # -- operations -------------------------------------------------------------------------
 
     def deliver(self) -> None:
@@ -300,7 +327,7 @@ class World:
         client = build_client(self.settings)
         self.settings = self._settings(self.fixed)
         self.handler = make_handler(self.settings, client=client, transport=self.transport,
-                                    sqs=FlakySqs(self.sqs, self.faults.dlq_down, self.rng))
+                                    sqs=flaky_sqs(self.sqs, self.faults.dlq_down, self.rng))
 
     # -- the check --------------------------------------------------------------------------
 
@@ -364,17 +391,7 @@ def run_story(os_client: OpenSearch, tmp: Path, story: list[tuple[str, str, bool
 
             def advance(limit: int | None) -> Iterator[None]:
                 for i, (kind, key, poison) in steps:
-                    if kind == "deliver":
-                        world.deliver()
-                    elif kind == "replay":
-                        world.replay()
-                    elif kind == "ttl" and ttl_mode == "keep" and backfill_at is not None \
-                            and not world.backfilled:
-                        # A kept TTL item is dropped by a rebuild; keep the model exact by
-                        # generating kept TTL removals only after the backfill.
-                        world.change("delete", key, poison, i)
-                    else:
-                        world.change(kind, key, poison, i)
+                    world.play(kind, key, poison, i, backfill_at)
                     yield None
                     if limit is not None and i >= limit:
                         return

@@ -283,7 +283,7 @@ def test_a_late_change_after_the_swap_is_refused_by_an_indexer_whose_view_predat
 
     summary = world.run(after_task=during_the_backfill)
     assert summary.status == "SUCCEEDED", summary.cause
-    view = stale_handler.indexer._view  # type: ignore[attr-defined]
+    view = stale_handler.indexer._view
     assert view.live.index != summary.new_index and view.next.index == summary.new_index
 
     # x's INSERT arrives late (a retried batch), older than the snapshot.

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 import pytest
 
-from ddbsync.backfill import files as backfill_files
 from ddbsync.backfill.files import BackfillFileError, index_items
 from ddbsync.config import Settings
 from ddbsync.dynamodb.export_format import iter_export_items
+from ddbsync.opensearch import sending
 from ddbsync.opensearch.bulk import Deadline
 from ddbsync.opensearch.transport import BulkItemResult, StoredMeta, TransportError
 from tests.support import base_env
@@ -126,7 +126,7 @@ def test_a_chunk_is_one_full_bulk_request_and_order_is_kept(monkeypatch: pytest.
     items = [(line, large_item(line, size)) for line, size in enumerate(sizes, start=1)]
     transport = MemoryTransport(keep_ids=True)
     requests_per_chunk: list[int] = []
-    real_send = backfill_files.send
+    real_send = sending.send  # what ddbsync.backfill.files imports as send
 
     def send(*args: Any, **kwargs: Any) -> Any:
         report = real_send(*args, **kwargs)

@@ -569,11 +569,42 @@ def test_send_writes_with_the_real_resolver_applies_a_newer_same_second_change()
     assert report.counts == {Outcome.APPLIED: 1}
 
 
-def test_a_compare_and_set_answer_with_the_wrong_item_count_does_not_raise() -> None:
+@pytest.mark.parametrize(
+    ("answers", "metas", "error_type", "reason"),
+    [
+        pytest.param(
+            [[]],
+            [[stored(seq=OURS_SEQ - 1)]],
+            "request_failed",
+            "bulk answered with a different number of items",
+            id="bulk answers no item",
+        ),
+        pytest.param(
+            [],
+            [[stored(seq=OURS_SEQ - 1), stored(seq=OURS_SEQ - 1)]],
+            "conflict_check_failed",
+            "mget answered with a different number of documents",
+            id="mget answers two documents",
+        ),
+    ],
+)
+def test_a_compare_and_set_answer_with_the_wrong_item_count_is_not_taken_as_applied(
+    answers: list[Response], metas: list[list[StoredMeta]], error_type: str, reason: str
+) -> None:
     writes = make(1)
-    transport = FakeTransport([[409], []], metas=[[stored(seq=OURS_SEQ - 1)]])
-    send(writes, transport, resolver=resolve_conflicts)
-    assert outcomes(writes) in ([Outcome.UNSENT], [Outcome.APPLIED])
+    transport = FakeTransport(answers, metas=metas)
+    assert resolve(writes, transport) == writes  # handed back to be sent again
+    assert [w.result for w in writes] == [WriteResult(Outcome.UNSENT, None, error_type, reason)]
+
+
+def test_a_compare_and_set_answer_with_the_wrong_item_count_is_followed_by_a_plain_write() -> None:
+    writes = make(1)
+    transport = FakeTransport([[409], [], [201]], metas=[[stored(seq=OURS_SEQ - 1)]])
+    report = send(writes, transport, resolver=resolve_conflicts)
+    sent_as = [set(body[0][0]["index"]) & {"version", "if_seq_no"} for body in transport.bodies]
+    assert sent_as == [{"version"}, {"if_seq_no"}, {"version"}]
+    assert report.retries == 1
+    assert outcomes(writes) == [Outcome.APPLIED]  # by the third request's 201, not by the empty answer
 
 
 # --- documents the serializer refuses ------------------------------------------------------
@@ -597,7 +628,7 @@ def test_a_document_the_serializer_refuses_is_poison_without_a_request_and_the_r
     report = send(writes, transport)
     assert [transport.ids(i) for i in range(len(transport.bodies))] == [["k3", "k3"]]
     assert outcomes(writes) == [Outcome.POISON] * 6 + [Outcome.APPLIED] * 2
-    reasons = [w.result.reason for w in writes[:6] if w.result is not None]
+    reasons = [str(w.result.reason) for w in writes[:6] if w.result is not None]
     assert all(r.startswith("document cannot be serialized: ") for r in reasons)
     assert "surrogates not allowed" in reasons[0] and "surrogates not allowed" in reasons[2]
     assert "Recursion limit reached" in reasons[4]

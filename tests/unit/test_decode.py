@@ -6,7 +6,7 @@ import base64
 import json
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from boto3.dynamodb.types import Binary, TypeDeserializer
@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 from ddbsync.dynamodb.decode import ExactDecimal, decode_item, decode_value, dumps
 from ddbsync.errors import DecodeError, UnknownTypeTagError
 from tests.support import load_event
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 
 def roundtrip(value: object) -> Any:
@@ -250,7 +253,7 @@ def test_a_number_set_with_a_malformed_member_raises_decode_error(members: list[
 
 def test_a_non_mapping_item_raises_decode_error() -> None:
     with pytest.raises(DecodeError):
-        decode_item(["not", "an", "item"])  # type: ignore[arg-type]
+        decode_item(["not", "an", "item"])
 
 
 @given(name=st.text(), text=st.text())
@@ -304,7 +307,7 @@ ddb_values = st.recursive(
 items = st.dictionaries(text.filter(bool), ddb_values, max_size=6)
 
 
-def to_boto(value: dict[str, Any]) -> dict[str, Any]:
+def to_boto(value: dict[str, Any]) -> AttributeValueTypeDef:
     """Stream-style DynamoDB JSON (binary as base64) -> what boto3's deserializer expects (bytes)."""
     ((tag, inner),) = value.items()
     if tag == "B":
@@ -315,13 +318,13 @@ def to_boto(value: dict[str, Any]) -> dict[str, Any]:
         return {"M": {k: to_boto(v) for k, v in inner.items()}}
     if tag == "L":
         return {"L": [to_boto(v) for v in inner]}
-    return value
+    return cast("AttributeValueTypeDef", value)
 
 
 def jsonable(value: object) -> object:
     """boto3's output (Decimal, set, Binary) as the JSON values ddbsync promises."""
     if isinstance(value, Binary):
-        return base64.b64encode(value.value).decode()
+        return base64.b64encode(value.value).decode()  # type: ignore[attr-defined]  # boto3-stubs omit Binary.value
     if isinstance(value, set):
         members = list(value)
         if members and isinstance(members[0], Binary):

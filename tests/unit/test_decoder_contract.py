@@ -166,11 +166,12 @@ def _same_everywhere(value: dict[str, Any]) -> DecodeError:
     item = {"s": value}
     (from_export,) = _export_lines("DYNAMODB_JSON", [orjson.dumps({"Item": item}) + b"\n"])
     errors = []
-    for path in (
+    paths: tuple[Callable[[], object], ...] = (
         lambda: decode_item(item),
         lambda: decode_value(value, "s"),
         lambda: decode_item(from_export),
-    ):
+    )
+    for path in paths:
         with pytest.raises(DecodeError) as info:
             path()
         errors.append(info.value)
@@ -315,13 +316,12 @@ def test_a_value_in_a_list_or_a_map_decodes_as_it_does_alone(value: Any) -> None
 def test_the_quick_number_shapes_agree_with_the_parser(text: str) -> None:
     assert outcome(lambda: number_value(text)) == outcome(lambda: parse_number(text).value)
     # Each place a number is read, against the parser's verdict.
+    value: object = None
+    error: tuple[str, str] | None = None
     try:
-        value: object = parse_number(text).value
+        value = parse_number(text).value
     except DecodeError as e:
         error = (type(e).__name__, e.reason)
-        value = None
-    else:
-        error = None
     for item, path, decoded in (
         ({"n": {"N": text}}, "n", {"n": value}),
         ({"l": {"L": [{"N": text}]}}, "l[0]", {"l": [value]}),

@@ -7,7 +7,7 @@ import copy
 import datetime
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -15,6 +15,9 @@ import pytest
 from ddbsync.dlq import DeadLetter, LetterBucket, send_dead_letters
 from ddbsync.errors import DeadLetterError
 from tests.support import RecordFactory, load_event
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 REGION = "eu-west-1"
 
@@ -24,10 +27,10 @@ class SpySQS:
 
     def __init__(self, fail_ids: dict[int, set[str]] | None = None) -> None:
         self.client = boto3.client("sqs", region_name=REGION)
-        self.batches: list[list[dict[str, Any]]] = []
+        self.batches: list[list[SendMessageBatchRequestEntryTypeDef]] = []
         self.fail_ids = fail_ids or {}
 
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> Any:
+    def send_message_batch(self, QueueUrl: str, Entries: list[SendMessageBatchRequestEntryTypeDef]) -> Any:
         self.batches.append(Entries)
         failing = self.fail_ids.get(len(self.batches) - 1, set())
         response = self.client.send_message_batch(

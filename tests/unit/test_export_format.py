@@ -6,6 +6,7 @@ import base64
 import gzip
 import io
 import tracemalloc
+from collections.abc import Callable
 from decimal import Context, Decimal
 from typing import Any
 
@@ -42,8 +43,11 @@ def ion_decimal(text: str) -> str:
 
 def ion(value: dict[str, Any]) -> str:
     ((tag, inner),) = value.items()
-    blob = lambda b: "{{" + b + "}}"  # noqa: E731 - base64 text is already what Ion wants
-    return {
+
+    def blob(b: str) -> str:
+        return "{{" + b + "}}"  # base64 text is already what Ion wants
+
+    makers: dict[str, Callable[[], str]] = {
         "S": lambda: orjson.dumps(inner).decode(),
         "N": lambda: ion_decimal(inner),
         "B": lambda: blob(inner),
@@ -54,7 +58,8 @@ def ion(value: dict[str, Any]) -> str:
         "SS": lambda: "$dynamodb_SS::[" + ",".join(orjson.dumps(s).decode() for s in inner) + "]",
         "NS": lambda: "$dynamodb_NS::[" + ",".join(ion_decimal(n) for n in inner) + "]",
         "BS": lambda: "$dynamodb_BS::[" + ",".join(blob(b) for b in inner) + "]",
-    }[tag]()
+    }
+    return makers[tag]()
 
 
 def ion_symbol(name: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import orjson
@@ -38,6 +38,7 @@ def held_after_first(lines: bytes, read: Callable[[io.BytesIO], Iterator[Any]]) 
         held, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
+    assert isinstance(it, Generator)  # the readers are generators: close it as a caller stopping early would
     it.close()
     return held, peak
 

@@ -15,11 +15,12 @@ from tests.support import RecordFactory, load_event
 
 
 def first(name: str) -> dict[str, Any]:
-    return load_event(name)["Records"][0]
+    return records(name)[0]
 
 
 def records(name: str) -> list[dict[str, Any]]:
-    return load_event(name)["Records"]
+    batch: list[dict[str, Any]] = load_event(name)["Records"]
+    return batch
 
 
 # --- INSERT / MODIFY ----------------------------------------------------------------------
@@ -47,6 +48,7 @@ def test_an_insert_indexes_the_new_image_with_its_meta() -> None:
 def test_a_modify_indexes_the_new_image_not_the_old_one() -> None:
     change = map_record(first("modify.json"), "pk", "sk")
     assert change.op == "index"
+    assert change.body is not None
     assert change.body["price"] == 79.99
     assert change.body["tags"] == ["outdoor", "running", "sale"]
 
@@ -54,6 +56,7 @@ def test_a_modify_indexes_the_new_image_not_the_old_one() -> None:
 def test_the_meta_sequence_is_zero_padded_to_forty_digits_so_it_sorts_as_text() -> None:
     factory = RecordFactory()
     change = map_record(factory.record("INSERT", "a", seq="123", created=5), "pk", "sk")
+    assert change.body is not None
     meta = change.body[META_FIELD]
     assert isinstance(meta, dict)
     assert meta["seq"] == "123".zfill(40)
@@ -115,9 +118,34 @@ def test_a_remove_by_another_service_is_not_taken_for_a_ttl_expiry() -> None:
     assert map_record(record, "pk", "sk", ttl_removes="keep").op == "tombstone"
 
 
-def test_factory_ttl_removes_are_recognised() -> None:
-    record = RecordFactory().record("REMOVE", "a", ttl=True)
+# A REMOVE made by TTL, written out as AWS documents it ("DynamoDB Streams and Time to Live"):
+# the Lambda event's record carries userIdentity {"type": "Service", "principalId":
+# "dynamodb.amazonaws.com"}; a REMOVE made by a user or an application has no userIdentity.
+AWS_TTL_REMOVE: dict[str, Any] = {
+    "eventID": "5d7f2a96b5c1e0a8f4b3c2d1e0f9a8b7",
+    "eventName": "REMOVE",
+    "eventVersion": "1.1",
+    "eventSource": "aws:dynamodb",
+    "awsRegion": "eu-west-1",
+    "dynamodb": {
+        "ApproximateCreationDateTime": 1714559415,
+        "Keys": {"pk": {"S": "session"}, "sk": {"S": "4f1c"}},
+        "OldImage": {"pk": {"S": "session"}, "sk": {"S": "4f1c"}, "expires_at": {"N": "1714558815"}},
+        "SequenceNumber": "700000000000000000042",
+        "SizeBytes": 64,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    },
+    "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
+    "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/sessions/stream/2024-05-01T09:30:15.123",
+}
+
+
+def test_a_remove_with_dynamodbs_documented_ttl_identity_is_recognised_as_a_ttl_removal() -> None:
+    record = copy.deepcopy(AWS_TTL_REMOVE)
     assert map_record(record, "pk", "sk", ttl_removes="keep").op == "skip"
+    assert map_record(record, "pk", "sk", ttl_removes="delete").op == "tombstone"
+    del record["userIdentity"]  # the same REMOVE made by a user
+    assert map_record(record, "pk", "sk", ttl_removes="keep").op == "tombstone"
 
 
 # --- collapse -----------------------------------------------------------------------------
@@ -132,6 +160,7 @@ def test_collapse_keeps_the_newest_change_per_key_and_remembers_every_sequence()
 
     item3 = by_id["cat-hats|item-003"]
     assert item3.op == "index"
+    assert item3.body is not None
     assert item3.body["name"] == "Merino wool beanie"
     assert item3.record is batch[6]
     assert item3.members == tuple(
@@ -140,6 +169,7 @@ def test_collapse_keeps_the_newest_change_per_key_and_remembers_every_sequence()
 
     item4 = by_id["cat-hats|item-004"]
     assert item4.record is batch[5]
+    assert item4.body is not None
     assert item4.body["tags"] == ["sale", "summer"]
     assert item4.members == (1, 5)
 
@@ -158,6 +188,7 @@ def test_collapse_prefers_a_later_second_over_a_larger_sequence() -> None:
     earlier = factory.record("MODIFY", "a", image={"v": 1}, created=100, seq="900000000000000000000")
     changes, _ = map_records([later, earlier], "pk", "sk")
     (kept,) = collapse(changes)
+    assert kept.body is not None
     assert kept.body["v"] == 2
     assert kept.members == (0, 1)
 
@@ -191,6 +222,7 @@ def test_collapse_keeps_exactly_the_newest_change_of_each_key(history: list[tupl
     for change in kept:
         key = change.doc_id.split("|")[0]
         mine = [(second, seq) for k, second, seq in history if k == key]
+        assert change.body is not None
         assert (change.created_seconds, change.body["n"]) == max(mine)
         assert sorted(change.members) == [i for i, (k, _, _) in enumerate(history) if k == key]
 
@@ -223,64 +255,68 @@ def test_an_item_with_an_attribute_named_like_the_meta_field_is_poison() -> None
     assert bad.sequence_number == record["dynamodb"]["SequenceNumber"]
 
 
+_DELETE = object()
+# How each case breaks a good INSERT record: (path to a field, its new value or _DELETE).
+_BREAKS: dict[str, tuple[tuple[str, ...], object]] = {
+    "no dynamodb": (("dynamodb",), _DELETE),
+    "bad sequence": (("dynamodb", "SequenceNumber"), "12ab"),
+    "no sequence": (("dynamodb", "SequenceNumber"), _DELETE),
+    "negative time": (("dynamodb", "ApproximateCreationDateTime"), -1),
+    "bool time": (("dynamodb", "ApproximateCreationDateTime"), True),
+    "text time": (("dynamodb", "ApproximateCreationDateTime"), "1714555815"),
+    "time out of range": (("dynamodb", "ApproximateCreationDateTime"), 10**20),
+    "no keys": (("dynamodb", "Keys"), _DELETE),
+    "no sort key": (("dynamodb", "Keys", "sk"), _DELETE),
+    "no new image": (("dynamodb", "NewImage"), _DELETE),
+    "bad number": (("dynamodb", "NewImage", "v"), {"N": "abc"}),
+    "bad event name": (("eventName",), "UPSERT"),
+}
+
+
 def _broken(mutate: str) -> object:
-    record: Any = RecordFactory().record("INSERT", "a", image={"v": 1})
-    ddb = record["dynamodb"]
-    if mutate == "no dynamodb":
-        del record["dynamodb"]
-    elif mutate == "bad sequence":
-        ddb["SequenceNumber"] = "12ab"
-    elif mutate == "no sequence":
-        del ddb["SequenceNumber"]
-    elif mutate == "negative time":
-        ddb["ApproximateCreationDateTime"] = -1
-    elif mutate == "bool time":
-        ddb["ApproximateCreationDateTime"] = True
-    elif mutate == "text time":
-        ddb["ApproximateCreationDateTime"] = "1714555815"
-    elif mutate == "time out of range":
-        ddb["ApproximateCreationDateTime"] = 10**20
-    elif mutate == "no keys":
-        del ddb["Keys"]
-    elif mutate == "no sort key":
-        del ddb["Keys"]["sk"]
-    elif mutate == "no new image":
-        del ddb["NewImage"]
-    elif mutate == "bad number":
-        ddb["NewImage"]["v"] = {"N": "abc"}
-    elif mutate == "bad event name":
-        record["eventName"] = "UPSERT"
-    elif mutate == "not a record":
+    if mutate == "not a record":
         return ["not", "a", "record"]
+    record: Any = RecordFactory().record("INSERT", "a", image={"v": 1})
+    (*parents, field), value = _BREAKS[mutate]
+    target = record
+    for name in parents:
+        target = target[name]
+    if value is _DELETE:
+        del target[field]
+    else:
+        target[field] = value
     return record
 
 
 @pytest.mark.parametrize(
-    "mutate",
+    ("mutate", "error_type", "reason"),
     [
-        "no dynamodb",
-        "bad sequence",
-        "no sequence",
-        "negative time",
-        "bool time",
-        "text time",
-        "time out of range",
-        "no keys",
-        "no sort key",
-        "no new image",
-        "bad number",
-        "bad event name",
-        "not a record",
+        ("no dynamodb", "RecordError", "record has no 'dynamodb' object"),
+        ("bad sequence", "RecordError", "record has no valid SequenceNumber: '12ab'"),
+        ("no sequence", "RecordError", "record has no valid SequenceNumber: None"),
+        ("negative time", "RecordError", "record has no valid ApproximateCreationDateTime"),
+        ("bool time", "RecordError", "record has no valid ApproximateCreationDateTime"),
+        ("text time", "RecordError", "record has no valid ApproximateCreationDateTime"),
+        ("time out of range", "ValueError", "ApproximateCreationDateTime is out of range"),
+        ("no keys", "RecordError", "record has no Keys"),
+        ("no sort key", "RecordError", "record has no sort key attribute 'sk'"),
+        ("no new image", "RecordError", "INSERT record has no NewImage"),
+        ("bad number", "DecodeError", "invalid number 'abc'"),
+        ("bad event name", "RecordError", "unknown eventName 'UPSERT'"),
+        ("not a record", "RecordError", "record must be an object, got list"),
     ],
 )
-def test_map_records_returns_a_broken_record_as_poison_without_raising(mutate: str) -> None:
+def test_map_records_returns_a_broken_record_as_poison_without_raising(
+    mutate: str, error_type: str, reason: str
+) -> None:
     good = RecordFactory(start_seq=5 * 10**20).record("INSERT", "ok")
     broken = _broken(mutate)
     changes, poison = map_records([good, broken], "pk", "sk")  # type: ignore[list-item]
     assert [c.doc_id for c in changes] == ["ok|s"]
     (bad,) = poison
     assert bad.record is broken
-    assert bad.reason
+    assert bad.error_type == error_type
+    assert bad.reason.startswith(reason), bad.reason
 
 
 def test_map_records_returns_a_record_with_a_malformed_number_set_as_poison() -> None:

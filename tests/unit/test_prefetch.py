@@ -52,7 +52,8 @@ def test_leaving_early_stops_the_reader_and_closes_the_source() -> None:
 
 
 def test_an_empty_source_ends_at_once() -> None:
-    with prefetched([]) as it:
+    nothing: list[int] = []
+    with prefetched(nothing) as it:
         assert list(it) == []
 
 

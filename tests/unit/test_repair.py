@@ -128,7 +128,7 @@ def test_a_stored_repair_document_ranks_above_every_stream_change_of_its_second(
 
 
 def test_a_record_with_a_new_image_indexes_it_with_the_repair_meta() -> None:
-    keys = {"pk": {"S": "a"}, "sk": {"N": "1.50"}}
+    keys: dict[str, object] = {"pk": {"S": "a"}, "sk": {"N": "1.50"}}
     record = IncrementalRecord(keys, {**keys, "n": {"N": "7"}}, int(NOW) * 1_000_000 + 5)
     change = repair_change(record, "pk", "sk")
     assert (change.doc_id, change.op) == ("a|1.5", "index")
@@ -146,7 +146,7 @@ def test_a_record_without_a_new_image_is_a_tombstone_like_the_indexers() -> None
 
 
 def test_an_item_using_the_reserved_attribute_is_refused() -> None:
-    keys = {"pk": {"S": "a"}}
+    keys: dict[str, object] = {"pk": {"S": "a"}}
     record = IncrementalRecord(keys, {**keys, META_FIELD: {"S": "x"}}, int(NOW) * 1_000_000)
     with pytest.raises(RecordError, match="reserved"):
         repair_change(record, "pk", None)

@@ -28,7 +28,7 @@ from ddbsync.replay import (
 from tests.support import base_env
 
 RECORD = {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "100"}}
-POINTER = {
+POINTER: dict[str, dict[str, Any]] = {
     "requestContext": {"condition": "RetryAttemptsExhausted"},
     "DDBStreamBatchInfo": {
         "shardId": "shardId-1",

@@ -94,9 +94,11 @@ def follow(states: dict[str, Any], name: str) -> str:
 def test_placeholders_are_exactly_the_template_substitutions(raw: str) -> None:
     with (ROOT / "template.yaml").open(encoding="utf-8") as f:
         # Only the keys matter here: CloudFormation short tags (!GetAtt ...) load as None.
-        loader = type("Loader", (yaml.SafeLoader,), {})
-        loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-        template = yaml.load(f, Loader=loader)
+        class Loader(yaml.SafeLoader):
+            pass
+
+        Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+        template = yaml.load(f, Loader=Loader)
     substitutions = template["Resources"]["BackfillStateMachine"]["Properties"]["DefinitionSubstitutions"]
     placeholders = set(re.findall(r"\$\{([A-Za-z0-9_]+)\}", raw))
     assert placeholders == set(substitutions) == {"BackfillFunctionArn", "MapConcurrency"}

@@ -1,12 +1,16 @@
 """template.yaml and samconfig.toml: the settings that keep the pipeline lossless and observable.
 
-These read the files as data (no network, no AWS account). The last test runs
-``sam validate --lint`` when the SAM CLI is installed.
+These read the files as data (no network, no AWS account), load each function's handler
+the way Lambda finds it, and run the layer's makefile build with stand-ins for uv and pip.
+The last test runs ``sam validate --lint`` when the SAM CLI is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,7 +22,11 @@ from typing import Any
 import pytest
 import yaml
 
+import ddbsync
+import ddbsync.backfill.steps
 from ddbsync.config import Settings
+from ddbsync_local.backfill_run import ASL_PATH
+from ddbsync_local.stepfunctions import load_definition
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -121,29 +129,47 @@ def iam_statements(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, A
     SAM policy templates (SQSSendMessagePolicy, LambdaInvokePolicy ...) are not expanded;
     an ``!If`` branch of ``AWS::NoValue`` is no statement.
     """
+    for owner, document in (*sam_policy_documents(resources), *iam_policy_documents(resources)):
+        for statement in document["Statement"]:
+            for branch in if_branches(statement):
+                if branch != NO_VALUE:
+                    yield owner, branch
+
+
+def sam_policy_documents(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner, document) for every policy document in a SAM function's or state machine's Policies."""
     for sam_type in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
         for name, res in of_type(resources, sam_type).items():
             for policy in res["Properties"].get("Policies", []):
                 for document in if_branches(policy):
                     if isinstance(document, dict) and "Statement" in document:
-                        for statement in document["Statement"]:
-                            for branch in if_branches(statement):
-                                if branch != NO_VALUE:
-                                    yield name, branch
+                        yield name, document
+
+
+def iam_policy_documents(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(owner, document) for every policy document of an IAM role or policy."""
     for iam_type in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for name, res in of_type(resources, iam_type).items():
             props = res["Properties"]
-            documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+            for policy in props.get("Policies", []):
+                yield name, policy["PolicyDocument"]
             if "PolicyDocument" in props:
-                documents.append(props["PolicyDocument"])
-            for document in documents:
-                for statement in document["Statement"]:
-                    for branch in if_branches(statement):
-                        yield name, branch
+                yield name, props["PolicyDocument"]
 
 
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def lambda_handler(code_uri: str, handler: str) -> object:
+    """What Lambda calls for a CodeUri and a Handler: ``module.py`` there, loaded; its attribute."""
+    module_name, attribute = handler.rsplit(".", 1)
+    path = ROOT / code_uri / f"{module_name}.py"
+    spec = importlib.util.spec_from_file_location(f"lambda_{module_name}", path)
+    assert spec is not None and spec.loader is not None, (code_uri, handler)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, attribute)
 
 
 # ---------------------------------------------------------------- function and layer
@@ -162,10 +188,15 @@ def test_function_runs_python313_on_arm64(template: dict[str, Any], function: di
     assert function_setting(template, function, "Tracing") == "Active"
 
 
-def test_function_is_the_thin_handler_on_the_ddbsync_layer(function: dict[str, Any]) -> None:
+def test_function_is_the_thin_handler_on_the_ddbsync_layer(
+    function: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert function["CodeUri"] == "functions/stream_indexer/"
     assert function["Handler"] == "app.handler"
-    assert (ROOT / function["CodeUri"] / "app.py").is_file()
+    # The handler Lambda finds there is the one ddbsync.indexer.make_handler builds, at import.
+    built = object()
+    monkeypatch.setattr("ddbsync.indexer.make_handler", lambda: built)
+    assert lambda_handler(function["CodeUri"], function["Handler"]) is built
     assert function["Layers"] == [{"Ref": "DdbsyncLayer"}]
 
 
@@ -185,19 +216,119 @@ def test_layer_is_built_by_sam_for_python313_on_arm64(resources: dict[str, Any])
     assert props["ContentUri"] == "layers/ddbsync/"
     assert props["CompatibleRuntimes"] == ["python3.13"]
     assert props["CompatibleArchitectures"] == ["arm64"]
-    source = ROOT / props["ContentUri"]
-    assert "build-DdbsyncLayer:" in (source / "Makefile").read_text()
-    assert (source / "ddbsync" / "config.py").is_file()
-    # One list of dependencies: pyproject.toml, pinned by uv.lock, exported by the build
-    # script. No requirements file next to the package that could drift from it (SAM's
-    # makefile build reads none).
-    build = (source / "build-layer.sh").read_text()
-    assert "uv.lock" in build and "export" in build
-    assert not list(source.glob("requirements*.txt"))
-    assert "requirements.txt" not in (source / "Makefile").read_text()
-    # No C: nothing in the package to compile, nothing in the build that compiles.
-    assert not list((source / "ddbsync").rglob("*.c"))
-    assert "_speedups" not in build
+    # The layer is built from the package these tests import.
+    assert Path(ddbsync.__file__).resolve().parent.parent == (ROOT / props["ContentUri"]).resolve()
+
+
+LAYER_SOURCE = ROOT / "layers" / "ddbsync"
+
+
+def scratch_copy_of_the_layer(tmp_path: Path) -> Path:
+    """What sam build does first: copy the layer's ContentUri to a scratch directory."""
+    scratch = tmp_path / "scratch"
+    shutil.copytree(LAYER_SOURCE, scratch, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return scratch
+
+
+def make_layer(scratch: Path, *options: str, env: dict[str, str] | None = None) -> str:
+    """``make --makefile <repo's layer Makefile> build-DdbsyncLayer`` in ``scratch``, as sam build runs it."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DDBSYNC_", "MAKE"))}
+    result = subprocess.run(
+        ["make", *options, "--no-print-directory", "--makefile", str(LAYER_SOURCE / "Makefile"),
+         "build-DdbsyncLayer"],
+        cwd=scratch, env={**base, **(env or {})}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_the_layer_target_runs_the_build_script_with_the_repository_as_project_root(tmp_path: Path) -> None:
+    (command,) = make_layer(scratch_copy_of_the_layer(tmp_path), "-n").splitlines()
+    assignment, *argv = shlex.split(command)
+    assert argv == ["bash", "./build-layer.sh"]  # the scratch copy's script: nothing else runs
+    name, value = assignment.split("=", 1)
+    assert name == "DDBSYNC_PROJECT_ROOT"
+    # sam build's copy has no pyproject.toml or uv.lock: the root is found from the Makefile's own path.
+    default = value.removeprefix("${DDBSYNC_PROJECT_ROOT:-").removesuffix("}")
+    assert default != value and Path(default).resolve() == ROOT
+
+
+FAKE_TOOL = """\
+import json, os, sys
+args = sys.argv[1:]
+entry = {"tool": os.path.basename(sys.argv[0]), "args": args}
+if "-r" in args:
+    entry["requirements"] = open(args[args.index("-r") + 1]).read()
+if "pip" in args and "compile" in args:
+    entry["input"] = open(args[-1]).read()
+    open(args[args.index("--output-file") + 1], "w").write(os.environ["FAKE_COMPILED"])
+elif args and args[0] == "export":
+    sys.stdout.write(os.environ["FAKE_EXPORTED"])
+if "install" in args:
+    target = args[args.index("--target") + 1]
+    os.makedirs(os.path.join(target, "orjson"))
+    open(os.path.join(target, "orjson", "__init__.py"), "w").close()
+    os.makedirs(os.path.join(target, "bin"))
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps(entry) + "\\n")
+"""
+
+
+def test_the_layer_build_installs_the_locked_arm64_wheels_and_the_package_as_source(tmp_path: Path) -> None:
+    # The real build script, run by make from sam build's scratch copy; uv and pip are
+    # stand-ins that log their arguments (no network), so what is checked is what the
+    # script asks of them and what it leaves in ARTIFACTS_DIR.
+    scratch = scratch_copy_of_the_layer(tmp_path)
+    (scratch / "ddbsync" / "__pycache__").mkdir()
+    (scratch / "ddbsync" / "__pycache__" / "config.cpython-313.pyc").write_bytes(b"left by a local run")
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("uv", "pip-python"):
+        (tools / name).write_text(f"#!{sys.executable}\n{FAKE_TOOL}")
+        (tools / name).chmod(0o755)
+    artifacts, log = tmp_path / "artifacts", tmp_path / "calls.jsonl"
+    exported = "opensearch-py==3.0.0\norjson==3.10.18 ; sys_platform == 'linux'\n"
+    compiled = "opensearch-py==3.0.0\norjson==3.10.18\n"
+    make_layer(scratch, env={
+        "ARTIFACTS_DIR": str(artifacts), "UV": str(tools / "uv"), "PIP_PYTHON": str(tools / "pip-python"),
+        "FAKE_LOG": str(log), "FAKE_EXPORTED": exported, "FAKE_COMPILED": compiled,
+    })  # fmt: skip
+    pip_version, export, compile_, install = [json.loads(line) for line in log.read_text().splitlines()]
+
+    # The versions: uv.lock's, refusing a lock out of date with pyproject.toml, without the dev
+    # groups, and without what the Lambda runtime provides or ddbsync never imports.
+    args = export["args"]
+    assert (export["tool"], args[0]) == ("uv", "export")
+    assert "--locked" in args and "--no-default-groups" in args
+    assert args[args.index("--project") + 1] == str(ROOT)
+    prunes = {args[i + 1] for i, a in enumerate(args) if a == "--prune"}
+    assert prunes == {"boto3", "botocore", "opensearch-protobufs", "jsonconversion"}
+    # ...narrowed to the target's markers (no new resolution)...
+    args = compile_["args"]
+    assert args[:2] == ["pip", "compile"] and "--no-deps" in args and compile_["input"] == exported
+    assert args[args.index("--python-platform") + 1] == "aarch64-unknown-linux-gnu"
+    assert args[args.index("--python-version") + 1] == "3.13"
+    # ...and installed as they are: binary wheels for Lambda's arm64 Linux, nothing compiled here.
+    assert pip_version["args"] == ["-m", "pip", "--version"]
+    args = install["args"]
+    assert args[:3] == ["-m", "pip", "install"] and install["requirements"] == compiled
+    assert {"--only-binary=:all:", "--no-deps"} <= set(args)
+    assert args[args.index("--target") + 1] == str(artifacts / "python")
+    assert args[args.index("--python-version") + 1] == "3.13"
+    platforms = {args[i + 1] for i, a in enumerate(args) if a == "--platform"}
+    assert platforms == {f"manylinux{v}_aarch64" for v in ("2014", "_2_17", "_2_28", "_2_34")}
+
+    # The package goes in as its source, pure Python, without what a local run left behind.
+    layer = artifacts / "python"
+    assert sorted(p.name for p in layer.iterdir()) == ["ddbsync", "orjson"]  # no console scripts (bin/)
+    source_files = {
+        p.relative_to(LAYER_SOURCE)
+        for p in (LAYER_SOURCE / "ddbsync").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    shipped = {p.relative_to(layer) for p in (layer / "ddbsync").rglob("*") if p.is_file()}
+    assert shipped == source_files
+    assert {p.suffix for p in shipped} == {".py", ".typed", ".json"}
 
 
 # ---------------------------------------------------------------- stream event source mapping
@@ -602,8 +733,7 @@ def test_backfill_function_is_the_thin_handler_with_a_long_timeout(
 ) -> None:
     assert backfill["CodeUri"] == "functions/backfill/"
     assert backfill["Handler"] == "app.handler"
-    app = (ROOT / backfill["CodeUri"] / "app.py").read_text(encoding="utf-8")
-    assert "from ddbsync.backfill.steps import handler" in app
+    assert lambda_handler(backfill["CodeUri"], backfill["Handler"]) is ddbsync.backfill.steps.handler
     assert backfill["Layers"] == [{"Ref": "DdbsyncLayer"}]
     assert function_setting(template, backfill, "Runtime") == "python3.13"
     assert function_setting(template, backfill, "Architectures") == ["arm64"]
@@ -758,16 +888,34 @@ def test_backfill_uses_the_kms_key_only_when_one_is_given(backfill: dict[str, An
     assert grant["Resource"] == {"Ref": "ExportKmsKeyId"}
 
 
+def states_of(block: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every state of a definition, inside Map and Parallel states too."""
+    for state in block["States"].values():
+        yield state
+        for inner in (state.get("ItemProcessor"), state.get("Iterator"), *state.get("Branches", [])):
+            if inner is not None:
+                yield from states_of(inner)
+
+
 def test_state_machine_runs_the_backfill_definition_with_its_substitutions(
     template: dict[str, Any], state_machine: dict[str, Any]
 ) -> None:
     assert state_machine["Type"] == "STANDARD"
     assert state_machine["DefinitionUri"] == "statemachine/backfill.asl.json"
-    assert (ROOT / state_machine["DefinitionUri"]).is_file()
     assert state_machine["DefinitionSubstitutions"] == {
         "BackfillFunctionArn": {"Fn::GetAtt": ["BackfillFunction", "Arn"]},
         "MapConcurrency": {"Ref": "BackfillMapConcurrency"},
     }
+    # The deployed definition is the one `ddbsync backfill` and the state machine tests run;
+    # the two substitutions fill every placeholder in it (load_definition raises KeyError on
+    # another), and every task calls the backfill function.
+    deployed = ROOT / state_machine["DefinitionUri"]
+    assert deployed.resolve() == ASL_PATH.resolve()
+    arn = "arn:aws:lambda:eu-west-1:123456789012:function:BackfillFunction"
+    definition = load_definition(deployed, {"BackfillFunctionArn": arn, "MapConcurrency": "4"})
+    tasks = [state for state in states_of(definition) if state["Type"] == "Task"]
+    assert tasks and {task["Resource"] for task in tasks} == {arn}
+    assert [s["MaxConcurrency"] for s in states_of(definition) if s["Type"] == "Map"] == [4]
     concurrency = template["Parameters"]["BackfillMapConcurrency"]
     assert (concurrency["Type"], concurrency["Default"], concurrency["MinValue"]) == ("Number", 4, 1)
     assert state_machine["Policies"][0] == {

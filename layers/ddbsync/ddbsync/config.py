@@ -68,92 +68,62 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_dlq: bool = True) -> Settings:
         """Build settings from ``env`` (default ``os.environ``); raise ConfigError listing all problems."""
-        env = os.environ if env is None else env
-        problems: list[str] = []
+        read = _EnvReader(os.environ if env is None else env)
+        endpoint = read.required("OPENSEARCH_ENDPOINT").rstrip("/")
+        read.check(
+            not endpoint or _is_http_url(endpoint),
+            f"OPENSEARCH_ENDPOINT must be an http(s) URL such as "
+            f"https://search-x.eu-west-1.es.amazonaws.com, got {endpoint!r}",
+        )
+        service = read.choice("OPENSEARCH_SERVICE", _SERVICES, None)
+        region = read.optional("AWS_REGION")
+        signed = service in ("es", "aoss")
+        read.check(
+            not signed or region is not None,
+            f"AWS_REGION is required to sign requests for OPENSEARCH_SERVICE={service}",
+        )
+        read.check(
+            not signed or urlparse(endpoint).scheme.lower() != "http",
+            "OPENSEARCH_ENDPOINT must use https with SigV4 signing",
+        )
+        alias = read.required("INDEX_ALIAS")
+        read.check(
+            not alias or _is_index_name(alias), f"INDEX_ALIAS {alias!r} is not a valid OpenSearch index name"
+        )
+        partition_key = read.required("PARTITION_KEY")
+        sort_key = read.optional("SORT_KEY")
+        dlq = read.required("RECORD_DLQ_URL") if require_dlq else read.optional("RECORD_DLQ_URL") or ""
+        ttl = read.choice("TTL_REMOVES", _TTL_MODES, "delete")
+        max_bytes = read.integer("BULK_MAX_BYTES", 5 * 1024 * 1024, 64 * 1024, 100 * 1024 * 1024)
+        max_actions = read.integer("BULK_MAX_ACTIONS", 1000, 1, 10_000)
+        max_doc = read.integer("MAX_DOCUMENT_BYTES", 10 * 1024 * 1024, 1024, 100 * 1024 * 1024)
+        margin = read.integer("TIMEOUT_MARGIN_MS", 10_000, 0, 600_000)
+        base = read.integer("RETRY_BASE_MS", 100, 1, 60_000)
+        cap = read.integer("RETRY_MAX_MS", 20_000, 1, 600_000)
+        read.check(base <= cap, f"RETRY_BASE_MS ({base}) must not exceed RETRY_MAX_MS ({cap})")
+        template = Path(read.optional("INDEX_TEMPLATE") or DEFAULT_INDEX_TEMPLATE)
+        read.check(template.is_file(), f"INDEX_TEMPLATE {str(template)!r} is not a readable file")
+        manage = read.choice("MANAGE_INDEX", ("true", "false"), "true") == "true"
+        next_check = read.integer("NEXT_ALIAS_CHECK_SECONDS", 30, 0, 3600)
+        letter_bucket = read.optional("DEAD_LETTER_BUCKET")
+        read.check(
+            letter_bucket is None or _BUCKET.fullmatch(letter_bucket) is not None,
+            f"DEAD_LETTER_BUCKET must be an S3 bucket name (3-63 characters: lower-case letters, "
+            f"digits, '.', '-'; no s3:// prefix, no key), got {letter_bucket!r}",
+        )
+        letter_key = read.optional("DEAD_LETTER_KMS_KEY_ID")
+        read.check(
+            letter_key is None or _KMS_KEY_ARN.fullmatch(letter_key) is not None,
+            f"DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN "
+            f"(arn:aws:kms:<region>:<account>:key/<id>), got {letter_key!r}",
+        )
+        read.check(
+            letter_key is None or letter_bucket is not None,
+            "DEAD_LETTER_KMS_KEY_ID is set but DEAD_LETTER_BUCKET is not",
+        )
 
-        def required(name: str) -> str:
-            value = env.get(name, "").strip()
-            if not value:
-                problems.append(f"{name} is required")
-            return value
-
-        def integer(name: str, default: int, low: int, high: int) -> int:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = int(raw)
-            except ValueError:
-                problems.append(f"{name} must be a whole number, got {raw!r}")
-                return default
-            if not low <= value <= high:
-                problems.append(f"{name} must be between {low} and {high}, got {value}")
-            return value
-
-        def choice(name: str, options: tuple[str, ...], default: str | None) -> str:
-            raw = env.get(name, "").strip().lower()
-            if not raw:
-                if default is None:
-                    problems.append(f"{name} is required (one of {', '.join(options)})")
-                    return ""
-                return default
-            if raw not in options:
-                problems.append(f"{name} must be one of {', '.join(options)}, got {raw!r}")
-            return raw
-
-        endpoint = required("OPENSEARCH_ENDPOINT").rstrip("/")
-        if endpoint:
-            parsed = urlparse(endpoint)
-            if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                problems.append(
-                    f"OPENSEARCH_ENDPOINT must be an http(s) URL such as "
-                    f"https://search-x.eu-west-1.es.amazonaws.com, got {endpoint!r}"
-                )
-        service = choice("OPENSEARCH_SERVICE", _SERVICES, None)
-        region = env.get("AWS_REGION", "").strip() or None
-        if service in ("es", "aoss") and region is None:
-            problems.append(f"AWS_REGION is required to sign requests for OPENSEARCH_SERVICE={service}")
-        if service in ("es", "aoss") and urlparse(endpoint).scheme.lower() == "http":
-            problems.append("OPENSEARCH_ENDPOINT must use https with SigV4 signing")
-        alias = required("INDEX_ALIAS")
-        if alias and (alias != alias.lower() or alias.startswith(("_", "-", "+")) or any(
-            c in alias for c in ' "*\\<|,>/?#:'
-        )):
-            problems.append(f"INDEX_ALIAS {alias!r} is not a valid OpenSearch index name")
-        partition_key = required("PARTITION_KEY")
-        sort_key = env.get("SORT_KEY", "").strip() or None
-        dlq = required("RECORD_DLQ_URL") if require_dlq else env.get("RECORD_DLQ_URL", "").strip()
-        ttl = choice("TTL_REMOVES", _TTL_MODES, "delete")
-        max_bytes = integer("BULK_MAX_BYTES", 5 * 1024 * 1024, 64 * 1024, 100 * 1024 * 1024)
-        max_actions = integer("BULK_MAX_ACTIONS", 1000, 1, 10_000)
-        max_doc = integer("MAX_DOCUMENT_BYTES", 10 * 1024 * 1024, 1024, 100 * 1024 * 1024)
-        margin = integer("TIMEOUT_MARGIN_MS", 10_000, 0, 600_000)
-        base = integer("RETRY_BASE_MS", 100, 1, 60_000)
-        cap = integer("RETRY_MAX_MS", 20_000, 1, 600_000)
-        if base > cap:
-            problems.append(f"RETRY_BASE_MS ({base}) must not exceed RETRY_MAX_MS ({cap})")
-        template = Path(env.get("INDEX_TEMPLATE", "").strip() or DEFAULT_INDEX_TEMPLATE)
-        if not template.is_file():
-            problems.append(f"INDEX_TEMPLATE {str(template)!r} is not a readable file")
-        manage = choice("MANAGE_INDEX", ("true", "false"), "true") == "true"
-        next_check = integer("NEXT_ALIAS_CHECK_SECONDS", 30, 0, 3600)
-        letter_bucket = env.get("DEAD_LETTER_BUCKET", "").strip() or None
-        if letter_bucket is not None and not _BUCKET.fullmatch(letter_bucket):
-            problems.append(
-                f"DEAD_LETTER_BUCKET must be an S3 bucket name (3-63 characters: lower-case letters, "
-                f"digits, '.', '-'; no s3:// prefix, no key), got {letter_bucket!r}"
-            )
-        letter_key = env.get("DEAD_LETTER_KMS_KEY_ID", "").strip() or None
-        if letter_key is not None and not _KMS_KEY_ARN.fullmatch(letter_key):
-            problems.append(
-                f"DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN "
-                f"(arn:aws:kms:<region>:<account>:key/<id>), got {letter_key!r}"
-            )
-        if letter_key is not None and letter_bucket is None:
-            problems.append("DEAD_LETTER_KMS_KEY_ID is set but DEAD_LETTER_BUCKET is not")
-
-        if problems:
-            raise ConfigError(problems)
+        if read.problems:
+            raise ConfigError(read.problems)
         return cls(
             endpoint=endpoint,
             service=service,
@@ -175,3 +145,56 @@ class Settings:
             dead_letter_bucket=letter_bucket,
             dead_letter_kms_key_id=letter_key,
         )
+
+
+class _EnvReader:
+    """Reads environment variables, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def check(self, ok: bool, problem: str) -> None:
+        if not ok:
+            self.problems.append(problem)
+
+    def optional(self, name: str) -> str | None:
+        return self.env.get(name, "").strip() or None
+
+    def required(self, name: str) -> str:
+        value = self.env.get(name, "").strip()
+        self.check(bool(value), f"{name} is required")
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{name} must be a whole number, got {raw!r}")
+            return default
+        self.check(low <= value <= high, f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def choice(self, name: str, options: tuple[str, ...], default: str | None) -> str:
+        raw = self.env.get(name, "").strip().lower()
+        if raw:
+            self.check(raw in options, f"{name} must be one of {', '.join(options)}, got {raw!r}")
+            return raw
+        self.check(default is not None, f"{name} is required (one of {', '.join(options)})")
+        return default or ""
+
+
+def _is_http_url(endpoint: str) -> bool:
+    parsed = urlparse(endpoint)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def _is_index_name(name: str) -> bool:
+    return (
+        name == name.lower()
+        and not name.startswith(("_", "-", "+"))
+        and not any(c in name for c in ' "*\\<|,>/?#:')
+    )

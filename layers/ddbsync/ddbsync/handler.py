@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ddbsync.aws import sqs_client
 from ddbsync.config import Settings
-from ddbsync.dynamodb.stream import StreamRecord
+from ddbsync.dynamodb.stream import RawRecord
 from ddbsync.errors import RecordError
 from ddbsync.indexer import BatchResult, LambdaContextLike, StreamIndexer
 from ddbsync.observability import logger, metrics, tracer
@@ -44,7 +44,7 @@ def _emit(result: BatchResult) -> None:
         )
 
 
-Handler = Callable[[Mapping[str, object], LambdaContextLike], dict[str, list[dict[str, str]]]]
+Handler = Callable[[RawRecord, LambdaContextLike], dict[str, list[dict[str, str]]]]
 
 
 def make_handler(
@@ -70,7 +70,7 @@ def make_handler(
     @metrics.log_metrics(raise_on_empty_metrics=False)
     @tracer.capture_lambda_handler(capture_response=False)
     def handler(
-        event: Mapping[str, object], context: LambdaContextLike
+        event: RawRecord, context: LambdaContextLike
     ) -> dict[str, list[dict[str, str]]]:
         if not isinstance(event, Mapping):
             # JSON that is not an object (a list, a string...): not an event Lambda sends.
@@ -80,7 +80,7 @@ def make_handler(
             # Not a stream event at all (a wrong trigger or a hand-made test event): fail the
             # invocation loudly rather than report an empty batch as done.
             raise RecordError(f"event has no Records list (got {type(raw).__name__})")
-        records: list[StreamRecord] = list(raw)
+        records: list[RawRecord] = list(raw)
         result = indexer.process(records, context.get_remaining_time_in_millis)
         _emit(result)
         logger.info(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from ddbsync.accounting import Disposition, Ledger, settle_writes
 from ddbsync.config import Settings
 from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
-from ddbsync.dynamodb.stream import StreamRecord
+from ddbsync.dynamodb.stream import RawRecord
 from ddbsync.errors import DeadLetterError, IndexAdminError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import (
@@ -219,7 +219,7 @@ class StreamIndexer:
                 attempt += 1
 
     @paused_gc()  # decoding a batch makes no cycles; see ddbsync.gcpause
-    def process(self, records: Sequence[StreamRecord], remaining_ms: Callable[[], int]) -> BatchResult:
+    def process(self, records: Sequence[RawRecord], remaining_ms: Callable[[], int]) -> BatchResult:
         result = BatchResult(received=len(records), dispositions=[None] * len(records))
         if not records:
             return result
@@ -251,7 +251,7 @@ class StreamIndexer:
         return result
 
     def _account(
-        self, result: BatchResult, report: SendReport, poison: list[Poison], records: Sequence[StreamRecord]
+        self, result: BatchResult, report: SendReport, poison: list[Poison], records: Sequence[RawRecord]
     ) -> None:
         """Settle every record: write outcomes, dead letters, and what stays unhandled."""
         s = self.settings

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from ddbsync.dynamodb.decode import JsonValue, decode_item
 from ddbsync.dynamodb.keys import document_id
-from ddbsync.dynamodb.stream import StreamRecord
+from ddbsync.dynamodb.stream import RawRecord
 from ddbsync.errors import RecordError
 from ddbsync.versioning import Ordering, sequence_rank, stream_version
 
@@ -56,7 +56,7 @@ class Change:
     # it is done only for the change that survives collapse).
     body: dict[str, JsonValue] | None
     # The stream record it comes from (None for an export or repair item).
-    record: StreamRecord | None
+    record: RawRecord | None
     # Batch positions of every record this change stands for: its own, and those of the
     # older changes of its key folded into it. Empty outside a stream batch.
     members: tuple[int, ...] = field(default=())
@@ -70,7 +70,7 @@ class Change:
 class Poison:
     """A record that cannot be mapped: it goes to the record DLQ with the reason."""
 
-    record: StreamRecord
+    record: object
     reason: str
     error_type: str
     sequence_number: str
@@ -112,7 +112,7 @@ def tombstone_body(meta: dict[str, JsonValue]) -> dict[str, JsonValue]:
     return {META_FIELD: meta}
 
 
-def _is_ttl_removal(record: StreamRecord) -> bool:
+def _is_ttl_removal(record: RawRecord) -> bool:
     identity = record.get("userIdentity")
     return (
         isinstance(identity, Mapping)
@@ -122,7 +122,7 @@ def _is_ttl_removal(record: StreamRecord) -> bool:
 
 
 def map_record(
-    record: StreamRecord,
+    record: RawRecord,
     partition_key: str,
     sort_key: str | None,
     ttl_removes: str = "delete",
@@ -184,8 +184,8 @@ def materialize(change: Change) -> None:
     if change.body is not None:
         return
     assert change.record is not None  # only stream changes are decoded late
-    ddb = change.record["dynamodb"]
-    image = ddb.get("NewImage")
+    ddb: Any = change.record["dynamodb"]  # checked by map_record
+    image = ddb["NewImage"]
     seq = ddb["SequenceNumber"]
     change.body = image_body(image, document_meta("stream", change.created_seconds, seq), seq)
 
@@ -200,13 +200,13 @@ def sequence_number_of(record: object) -> str:
 def poison_of(record: object, error: Exception, members: tuple[int, ...] = ()) -> Poison:
     """A Poison for a record that failed with ``error``, standing for the records ``members``."""
     return Poison(
-        record,  # type: ignore[arg-type]
+        record,
         str(error), type(error).__name__, sequence_number_of(record), members=members,
     )
 
 
 def map_records(
-    records: Iterable[StreamRecord],
+    records: Iterable[RawRecord],
     partition_key: str,
     sort_key: str | None,
     ttl_removes: str = "delete",

@@ -23,7 +23,7 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 __all__ = ["prefetched"]
 
@@ -38,39 +38,54 @@ def prefetched(source: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
     """``with prefetched(items) as it:`` iterate ``it`` while a thread pulls ``items`` ahead."""
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}")
-    slots: queue.SimpleQueue[tuple[bool, object]] = queue.SimpleQueue()
-    # One permit per item that may exist beyond the consumer's: taken before pulling
-    # from the source, given back when the consumer takes the item off the queue.
-    room = threading.Semaphore(depth)
-    stop = threading.Event()
+    ahead = _Ahead(source, depth)
+    thread = threading.Thread(target=ahead.produce, name="ddbsync-prefetch", daemon=True)
+    thread.start()
+    try:
+        yield ahead.consume()
+    finally:
+        ahead.stop.set()
+        thread.join()
 
-    def wait_for_room() -> bool:
-        while not stop.is_set():
-            if room.acquire(timeout=_POLL_S):
+
+class _Ahead(Generic[T]):
+    """The queue between the thread that pulls ``source`` (produce) and the consumer (consume)."""
+
+    def __init__(self, source: Iterable[T], depth: int) -> None:
+        self.source = source
+        self.slots: queue.SimpleQueue[tuple[bool, object]] = queue.SimpleQueue()
+        # One permit per item that may exist beyond the consumer's: taken before pulling
+        # from the source, given back when the consumer takes the item off the queue.
+        self.room = threading.Semaphore(depth)
+        self.stop = threading.Event()
+
+    def _wait_for_room(self) -> bool:
+        while not self.stop.is_set():
+            if self.room.acquire(timeout=_POLL_S):
                 return True
         return False
 
-    def produce() -> None:
-        iterator = iter(source)
+    def produce(self) -> None:
+        iterator = iter(self.source)
         try:
-            while wait_for_room():
+            while self._wait_for_room():
                 item = next(iterator, _END)
                 if item is _END:
-                    slots.put((False, None))
+                    self.slots.put((False, None))
                     return
-                slots.put((True, item))
+                self.slots.put((True, item))
                 del item  # only the queue holds it now
         except BaseException as e:  # handed to the consumer, raised there in order
-            slots.put((False, e))
+            self.slots.put((False, e))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
 
-    def consume() -> Iterator[T]:
+    def consume(self) -> Iterator[T]:
         while True:
-            is_item, value = slots.get()
-            room.release()
+            is_item, value = self.slots.get()
+            self.room.release()
             if is_item:
                 yield value  # type: ignore[misc]
                 del value  # the consumer has it: keep no reference while waiting for the next
@@ -79,11 +94,3 @@ def prefetched(source: Iterable[T], depth: int = 1) -> Iterator[Iterator[T]]:
             else:
                 assert isinstance(value, BaseException)
                 raise value
-
-    thread = threading.Thread(target=produce, name="ddbsync-prefetch", daemon=True)
-    thread.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        thread.join()

@@ -179,11 +179,7 @@ def _ion_value(value: Any, path: str) -> dict[str, object]:
     """One Ion value -> one DynamoDB-JSON attribute value (raises ValueError with the path)."""
     annotations = value.ion_annotations
     if annotations:
-        names = [_text(a) for a in annotations]
-        tag = _SET_ANNOTATIONS.get(names[0]) if len(names) == 1 else None
-        if tag is None:
-            raise ValueError(f"unknown Ion annotation {'::'.join(names)} at {path}")
-        return _ion_set(tag, value, path)
+        return _ion_annotated(value, annotations, path)
     kind = value.ion_type
     if isinstance(value, IonPyNull):
         if kind is IonType.NULL:
@@ -202,6 +198,15 @@ def _ion_value(value: Any, path: str) -> dict[str, object]:
     if kind is IonType.BLOB:
         return {"B": base64.b64encode(bytes(value)).decode("ascii")}
     raise ValueError(f"unsupported Ion type {kind.name.lower()} at {path}")
+
+
+def _ion_annotated(value: Any, annotations: Any, path: str) -> dict[str, object]:
+    """An annotated Ion value: only a set, with exactly one $dynamodb_SS/NS/BS annotation."""
+    names = [_text(a) for a in annotations]
+    tag = _SET_ANNOTATIONS.get(names[0]) if len(names) == 1 else None
+    if tag is None:
+        raise ValueError(f"unknown Ion annotation {'::'.join(names)} at {path}")
+    return _ion_set(tag, value, path)
 
 
 def _ion_struct(struct: Any, path: str) -> Item:

@@ -25,12 +25,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DynamoJson",
+    "RawRecord",
     "StreamEvent",
     "StreamRecord",
     "StreamRecordData",
     "UserIdentity",
     "to_lambda_record",
 ]
+
+# A record as a handler receives it, before ddbsync.mapping.map_record has checked it: any
+# JSON object. StreamRecord below is the shape AWS documents (and what ddbsync builds).
+RawRecord = Mapping[str, object]
 
 # One DynamoDB-JSON attribute value as JSON: {"S": "x"}, {"B": "<base64>"}, {"M": {...}}, ...
 DynamoJson = dict[str, object]

@@ -216,41 +216,10 @@ def send_writes(
     write whose document the index already supersedes).
     """
     report = SendReport(writes)
-    pending = []
-    for write in writes:
-        if write.result is not None and write.result.outcome is Outcome.POISON:
-            continue  # judged before sending (make_writes: the document cannot be serialized)
-        size = len(write.source)
-        if max_document_bytes is not None and size > max_document_bytes:
-            reason = f"document is {size} bytes, over MAX_DOCUMENT_BYTES={max_document_bytes}"
-            write.result = WriteResult(Outcome.POISON, None, "document_too_large", reason)
-        else:
-            pending.append(write)
+    pending = _sendable(writes, max_document_bytes)
     attempt = 0
     while pending:
-        retry: list[Write] = []
-        conflicts: list[Write] = []
-        for chunk, body in chunks(pending, max_bytes, max_actions):
-            if deadline.expired():
-                retry.extend(chunk)
-                continue
-            report.requests += 1
-            try:
-                results = transport.bulk(body, deadline.request_timeout_s())
-            except TransportError as e:
-                if len(chunk) == 1 and e.status is not None and e.status in _POISON_STATUSES:
-                    reason = f"OpenSearch rejected the request: {e.reason}"
-                    chunk[0].result = WriteResult(Outcome.POISON, e.status, "request_rejected", reason)
-                else:
-                    for write in chunk:
-                        write.result = WriteResult(Outcome.UNSENT, e.status, "request_failed", e.reason)
-                    retry.extend(chunk)
-                continue
-            _apply_results(chunk, results, retry, conflicts)
-        if conflicts and not deadline.expired():
-            retry.extend(resolve_conflicts(conflicts, transport, deadline))
-        elif conflicts:
-            retry.extend(conflicts)
+        retry = _send_round(pending, transport, deadline, report, max_bytes, max_actions, resolve_conflicts)
         if not retry:
             break
         delay = backoff_s(attempt, retry_base_ms, retry_max_ms, rng)
@@ -263,14 +232,74 @@ def send_writes(
         pending = retry
     if check_rejected is not None:
         check_rejected(writes, transport, deadline)
-    for write in writes:
-        if write.result is None or write.result.outcome is Outcome.UNSENT:
-            if write.result is None:
-                write.result = WriteResult(Outcome.UNSENT, None, "timeout", "stopped before the deadline")
-            report.stopped_early = report.stopped_early or deadline.expired()
-        outcome = write.result.outcome
-        report.counts[outcome] = report.counts.get(outcome, 0) + 1
+    _tally(report, deadline)
     return report
+
+
+def _sendable(writes: list[Write], max_document_bytes: int | None) -> list[Write]:
+    """The writes to send; an oversized document is made POISON here, without a request."""
+    pending: list[Write] = []
+    for write in writes:
+        if write.result is not None and write.result.outcome is Outcome.POISON:
+            continue  # judged before sending (make_writes: the document cannot be serialized)
+        size = len(write.source)
+        if max_document_bytes is not None and size > max_document_bytes:
+            reason = f"document is {size} bytes, over MAX_DOCUMENT_BYTES={max_document_bytes}"
+            write.result = WriteResult(Outcome.POISON, None, "document_too_large", reason)
+        else:
+            pending.append(write)
+    return pending
+
+
+def _send_round(
+    pending: list[Write],
+    transport: Transport,
+    deadline: Deadline,
+    report: SendReport,
+    max_bytes: int,
+    max_actions: int,
+    resolve_conflicts: Resolver,
+) -> list[Write]:
+    """Send every pending write once (chunked), resolve the conflicts; return what to retry."""
+    retry: list[Write] = []
+    conflicts: list[Write] = []
+    for chunk, body in chunks(pending, max_bytes, max_actions):
+        if deadline.expired():
+            retry.extend(chunk)
+            continue
+        report.requests += 1
+        try:
+            results = transport.bulk(body, deadline.request_timeout_s())
+        except TransportError as e:
+            _request_failed(chunk, e, retry)
+            continue
+        _apply_results(chunk, results, retry, conflicts)
+    if conflicts and not deadline.expired():
+        retry.extend(resolve_conflicts(conflicts, transport, deadline))
+    elif conflicts:
+        retry.extend(conflicts)
+    return retry
+
+
+def _request_failed(chunk: list[Write], error: TransportError, retry: list[Write]) -> None:
+    if len(chunk) == 1 and error.status is not None and error.status in _POISON_STATUSES:
+        reason = f"OpenSearch rejected the request: {error.reason}"
+        chunk[0].result = WriteResult(Outcome.POISON, error.status, "request_rejected", reason)
+        return
+    for write in chunk:
+        write.result = WriteResult(Outcome.UNSENT, error.status, "request_failed", error.reason)
+    retry.extend(chunk)
+
+
+def _tally(report: SendReport, deadline: Deadline) -> None:
+    """Give every write still without a result UNSENT (timeout), and count the outcomes."""
+    for write in report.writes:
+        if write.result is None:
+            write.result = WriteResult(Outcome.UNSENT, None, "timeout", "stopped before the deadline")
+        outcome = write.result.outcome
+        if outcome is Outcome.UNSENT:
+            report.stopped_early = report.stopped_early or deadline.expired()
+        report.counts[outcome] = report.counts.get(outcome, 0) + 1
 
 
 def _apply_results(

@@ -17,7 +17,7 @@ from collections import defaultdict
 import orjson
 
 from ddbsync.opensearch.bulk import Deadline, Outcome, Write, WriteResult, classify_status
-from ddbsync.opensearch.transport import StoredMeta, Transport, TransportError
+from ddbsync.opensearch.transport import BulkItemResult, StoredMeta, Transport, TransportError
 from ddbsync.versioning import EXPORT_RANK, Ordering, second_of
 
 __all__ = ["MAX_ROUNDS", "SUPERSEDED", "resolve_conflicts", "stored_ordering", "supersede_rejected"]
@@ -57,45 +57,75 @@ def resolve_conflicts(writes: list[Write], transport: Transport, deadline: Deadl
     for _ in range(MAX_ROUNDS):
         if not pending or deadline.expired():
             break
-        by_target: dict[str, list[Write]] = defaultdict(list)
-        for write in pending:
-            by_target[write.target].append(write)
-        cas: list[tuple[Write, StoredMeta]] = []
-        retry_plain: list[Write] = []
         try:
-            for target, group in by_target.items():
-                metas = transport.mget(target, [w.change.doc_id for w in group], deadline.request_timeout_s())
-                if len(metas) != len(group):
-                    raise TransportError("mget answered with a different number of documents")
-                for write, meta in zip(group, metas, strict=True):
-                    _decide(write, meta, cas, retry_plain)
+            cas, retry_plain = _read_stored(pending, transport, deadline)
         except TransportError as e:
             for write in pending:
                 write.result = WriteResult(Outcome.UNSENT, e.status, "conflict_check_failed", e.reason)
             return to_retry + pending
-        pending = []
         to_retry.extend(retry_plain)
-        if cas:
-            body = b"".join(_cas_lines(w, m) for w, m in cas)
-            try:
-                results = transport.bulk(body, deadline.request_timeout_s())
-                if len(results) != len(cas):
-                    raise TransportError("bulk answered with a different number of items")
-            except TransportError as e:
-                for write, _meta in cas:
-                    write.result = WriteResult(Outcome.UNSENT, e.status, "request_failed", e.reason)
-                return [w for w, _ in cas] + to_retry
-            for (write, _meta), item in zip(cas, results, strict=True):
-                if item.status == 409:
-                    pending.append(write)  # someone wrote in between: look again
-                    continue
-                outcome = classify_status(item.status) or Outcome.UNSENT
-                write.result = WriteResult(outcome, item.status, item.error_type, item.reason)
-                if outcome is Outcome.UNSENT:
-                    to_retry.append(write)
+        if not cas:
+            pending = []
+            break
+        try:
+            results = _send_cas(cas, transport, deadline)
+        except TransportError as e:
+            for write, _meta in cas:
+                write.result = WriteResult(Outcome.UNSENT, e.status, "request_failed", e.reason)
+            return [w for w, _ in cas] + to_retry
+        pending = _apply_cas(cas, results, to_retry)
     for write in pending:
         write.result = WriteResult(Outcome.UNSENT, 409, "conflict_unresolved", "conflict still open")
     return to_retry + pending
+
+
+def _read_stored(
+    pending: list[Write], transport: Transport, deadline: Deadline
+) -> tuple[list[tuple[Write, StoredMeta]], list[Write]]:
+    """Read the stored documents (per target alias) and decide each write: (to compare-and-set, to retry).
+
+    Writes found stale get their result here. Raises TransportError when a read fails or
+    answers with the wrong number of documents.
+    """
+    by_target: dict[str, list[Write]] = defaultdict(list)
+    for write in pending:
+        by_target[write.target].append(write)
+    cas: list[tuple[Write, StoredMeta]] = []
+    retry_plain: list[Write] = []
+    for target, group in by_target.items():
+        metas = transport.mget(target, [w.change.doc_id for w in group], deadline.request_timeout_s())
+        if len(metas) != len(group):
+            raise TransportError("mget answered with a different number of documents")
+        for write, meta in zip(group, metas, strict=True):
+            _decide(write, meta, cas, retry_plain)
+    return cas, retry_plain
+
+
+def _send_cas(
+    cas: list[tuple[Write, StoredMeta]], transport: Transport, deadline: Deadline
+) -> list[BulkItemResult]:
+    """One _bulk of compare-and-set writes; raises TransportError when it fails or miscounts."""
+    body = b"".join(_cas_lines(w, m) for w, m in cas)
+    results = transport.bulk(body, deadline.request_timeout_s())
+    if len(results) != len(cas):
+        raise TransportError("bulk answered with a different number of items")
+    return results
+
+
+def _apply_cas(
+    cas: list[tuple[Write, StoredMeta]], results: list[BulkItemResult], to_retry: list[Write]
+) -> list[Write]:
+    """Set each compare-and-set write's result; return those answered 409, to look at again."""
+    again: list[Write] = []
+    for (write, _meta), item in zip(cas, results, strict=True):
+        if item.status == 409:
+            again.append(write)  # someone wrote in between: look again
+            continue
+        outcome = classify_status(item.status) or Outcome.UNSENT
+        write.result = WriteResult(outcome, item.status, item.error_type, item.reason)
+        if outcome is Outcome.UNSENT:
+            to_retry.append(write)
+    return again
 
 
 def _decide(write: Write, meta: StoredMeta, cas: list[tuple[Write, StoredMeta]], retry: list[Write]) -> None:

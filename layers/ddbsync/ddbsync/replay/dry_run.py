@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ddbsync.redact import short_reason
-from ddbsync.replay.messages import BatchPointer, Kind, RecordLetter, StoredLetter, classify
+from ddbsync.replay.messages import BatchPointer, Kind, Message, RecordLetter, StoredLetter, classify
 from ddbsync.replay.queue import make_visible, receive
 from ddbsync.replay.report import EXIT_OK
 
@@ -26,6 +27,30 @@ STREAM_RETENTION_S = 24 * 3600
 _VISIBILITY_TIMEOUT_S = 60
 
 
+@dataclass(slots=True)
+class _Seen:
+    """What the dry run read, by kind of message."""
+
+    received: int = 0
+    kinds: Counter[Kind] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    in_s3: Counter[str] = field(default_factory=Counter)  # bucket -> letters stored there
+    records_in_ranges: int = 0
+    aged: int = 0
+
+    def add(self, message: Message) -> None:
+        self.kinds[message.kind] += 1
+        if isinstance(message, RecordLetter | StoredLetter):
+            self.reasons[short_reason(f"{message.error_type}: {message.reason}")] += 1
+            if isinstance(message, StoredLetter):
+                self.in_s3[str(message.bucket)] += 1
+        elif isinstance(message, BatchPointer):
+            self.records_in_ranges += message.batch_size or 0
+            if _older_than_retention(message.first_arrival):
+                self.aged += 1
+            self.reasons[f"batch pointer: {message.condition}"] += 1
+
+
 def dry_run(
     sqs: SQSClient,
     queue_url: str,
@@ -34,52 +59,41 @@ def dry_run(
     echo: Callable[[str], None],
 ) -> int:
     """Read up to ``max_messages`` (all by default), print what they are; return the exit code."""
-    received = 0
-    kinds: Counter[Kind] = Counter()
-    reasons: Counter[str] = Counter()
-    in_s3: Counter[str] = Counter()  # bucket -> letters stored there
-    records_in_ranges = 0
-    aged = 0
+    seen = _Seen()
     receipts: list[str] = []
     for batch in receive(sqs, queue_url, max_messages, _VISIBILITY_TIMEOUT_S):
-        received += len(batch)
+        seen.received += len(batch)
         for sqs_message in batch:
             receipts.append(sqs_message["ReceiptHandle"])
-            message = classify(sqs_message.get("Body", ""))
-            kinds[message.kind] += 1
-            if isinstance(message, RecordLetter | StoredLetter):
-                reasons[short_reason(f"{message.error_type}: {message.reason}")] += 1
-                if isinstance(message, StoredLetter):
-                    in_s3[str(message.bucket)] += 1
-            elif isinstance(message, BatchPointer):
-                records_in_ranges += message.batch_size or 0
-                if _older_than_retention(message.first_arrival):
-                    aged += 1
-                reasons[f"batch pointer: {message.condition}"] += 1
+            seen.add(classify(sqs_message.get("Body", "")))
     make_visible(sqs, queue_url, receipts, echo)
-    echo(f"dry run: {received} message(s) read, nothing sent or deleted")
-    for kind, count in kinds.items():
+    _print(seen, pointers_only, echo)
+    return EXIT_OK
+
+
+def _print(seen: _Seen, pointers_only: bool, echo: Callable[[str], None]) -> None:
+    echo(f"dry run: {seen.received} message(s) read, nothing sent or deleted")
+    for kind, count in seen.kinds.items():
         suffix = ""
         if kind is Kind.RECORD and pointers_only:
             suffix = " (would be kept: --on-failure-queue expects batch pointers)"
         if kind is Kind.UNKNOWN:
             suffix = " (would be kept)"
         echo(f"  {count} {kind.value}(s){suffix}")
-    for reason, count in reasons.most_common():
+    for reason, count in seen.reasons.most_common():
         echo(f"    {count} x {reason}")
-    for bucket, count in in_s3.items():
+    for bucket, count in seen.in_s3.items():
         echo(f"    {count} of the record-DLQ messages point at a dead letter stored whole in "
              f"s3://{bucket}/ (too big for SQS): replay reads it from there")  # fmt: skip
-    if kinds[Kind.POINTER]:
-        echo(f"  batch pointers cover {records_in_ranges} stream records; would re-read them "
+    if seen.kinds[Kind.POINTER]:
+        echo(f"  batch pointers cover {seen.records_in_ranges} stream records; would re-read them "
              "from the stream and index them")  # fmt: skip
-    if aged:
-        echo(f"  {aged} pointer(s) start more than 24 h ago: the stream has probably trimmed them; "
-             "those need `ddbsync repair` over their window (docs/runbook.md)")  # fmt: skip
-    if kinds[Kind.RECORD]:
-        echo(f"  would replay {kinds[Kind.RECORD]} record(s) through the indexer and delete each "
+    if seen.aged:
+        echo(f"  {seen.aged} pointer(s) start more than 24 h ago: the stream has probably trimmed "
+             "them; those need `ddbsync repair` over their window (docs/runbook.md)")  # fmt: skip
+    if seen.kinds[Kind.RECORD]:
+        echo(f"  would replay {seen.kinds[Kind.RECORD]} record(s) through the indexer and delete each "
              "message once its record is indexed or found stale")  # fmt: skip
-    return EXIT_OK
 
 
 def _older_than_retention(iso: str | None) -> bool:

@@ -37,7 +37,7 @@ from opensearchpy import exceptions as os_exc
 
 from ddbsync.aws import aws_error, region_of_arn, region_of_queue_url, sqs_client, streams_client
 from ddbsync.config import Settings
-from ddbsync.dynamodb.stream import StreamRecord
+from ddbsync.dynamodb.stream import RawRecord
 from ddbsync.dynamodb.stream_range import read_range
 from ddbsync.errors import ConfigError, RangeUnavailable
 from ddbsync.indexer import StreamIndexer
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
     from opensearchpy import OpenSearch
 
 __all__ = ["Replay", "Verdict", "replay"]
@@ -99,11 +100,8 @@ def replay(
 ) -> int:
     """Replay ``queue_url``; return the exit code. Clients are built unless given (tests)."""
     if not dry_run and settings is None:
-        try:
-            settings = Settings.from_env()
-        except ConfigError as e:
-            echo(f"ERROR: {e}\nreplay uses the stream indexer's environment variables; copy them "
-                 "from the function's configuration (docs/runbook.md).")  # fmt: skip
+        settings = _settings(echo)
+        if settings is None:
             return EXIT_SETUP
     region = (settings.region if settings else None) or region_of_queue_url(queue_url)
     try:
@@ -115,54 +113,51 @@ def replay(
     echo(f"queue {queue_url}: about {depth} message(s) visible")
     if dry_run:
         return run_dry(sqs, queue_url, pointers_only, max_messages, echo)
-
     assert settings is not None
+    client = _connect(settings, client, echo)
+    if client is None:
+        return EXIT_SETUP
+    run = Replay(settings, sqs, client, s3=s3, streams=streams, region=region,
+                 pointers_only=pointers_only)  # fmt: skip
+    kept: list[str] = []  # receipt handles, made visible again at the end
+    for batch in receive(sqs, queue_url, max_messages, visibility_timeout):
+        run.report.received += len(batch)
+        for sqs_message in batch:
+            if not run.settle(sqs_message, queue_url, echo):
+                kept.append(sqs_message["ReceiptHandle"])
+        echo(run.report.batch_line())
+        if run.report.stopped_early:
+            echo(f"stopping: {run.report.stopped_early}; the rest stays in the queue")
+            break
+    make_visible(sqs, queue_url, kept, echo)
+    run.report.print_summary(echo)
+    return run.report.exit_code()
+
+
+def _settings(echo: Callable[[str], None]) -> Settings | None:
+    try:
+        return Settings.from_env()
+    except ConfigError as e:
+        echo(f"ERROR: {e}\nreplay uses the stream indexer's environment variables; copy them "
+             "from the function's configuration (docs/runbook.md).")  # fmt: skip
+        return None
+
+
+def _connect(settings: Settings, client: OpenSearch | None, echo: Callable[[str], None]) -> OpenSearch | None:
+    """The OpenSearch client, once the server answers; None (and why, printed) when it cannot be used."""
     try:
         client = client or build_client(settings)
         info = client.info()
     except ConfigError as e:
         echo(f"ERROR: {e}")
-        return EXIT_SETUP
+        return None
     except os_exc.TransportError as e:
         echo(f"ERROR: OpenSearch at {settings.endpoint} does not answer ({_os_error(e)}); "
              "nothing was replayed and every message stays in the queue.")  # fmt: skip
-        return EXIT_SETUP
+        return None
     echo(f"OpenSearch {info.get('version', {}).get('number', '?')} at {settings.endpoint}, "
          f"alias {settings.index_alias}")  # fmt: skip
-
-    run = Replay(settings, sqs, client, s3=s3, streams=streams, region=region,
-                 pointers_only=pointers_only)  # fmt: skip
-    kept: dict[str, str] = {}  # message id -> receipt handle, made visible again at the end
-    for batch in receive(sqs, queue_url, max_messages, visibility_timeout):
-        run.report.received += len(batch)
-        for sqs_message in batch:
-            message = classify(sqs_message.get("Body", ""))
-            try:
-                verdict = run.handle(message)
-            except Exception as e:  # never leave a message hidden because of one bad message
-                verdict = Verdict(False, "replay failed on this message: "
-                                  + short_reason(f"{type(e).__name__}: {e}"))  # fmt: skip
-            ident = sqs_message.get("MessageId", "?")
-            if verdict.delete:
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=sqs_message["ReceiptHandle"])
-                run.report.deleted += 1
-                problem = run.letters.discard(message) if isinstance(message, StoredLetter) else ""
-                if problem:
-                    echo(f"  note: message {ident} deleted, but {problem}")
-            else:
-                kept[ident] = sqs_message["ReceiptHandle"]
-                run.report.kept += 1
-                run.report.kept_reasons[verdict.reason] += 1
-                echo(f"  KEPT message {ident} ({describe(message)}): {verdict.reason}")
-                if verdict.stop:
-                    run.report.stopped_early = "OpenSearch stopped accepting writes"
-        echo(run.report.batch_line())
-        if run.report.stopped_early:
-            echo(f"stopping: {run.report.stopped_early}; the rest stays in the queue")
-            break
-    make_visible(sqs, queue_url, list(kept.values()), echo)
-    run.report.print_summary(echo)
-    return run.report.exit_code()
+    return client
 
 
 class Replay:
@@ -180,6 +175,7 @@ class Replay:
         pointers_only: bool = False,
     ) -> None:
         transport = OpenSearchTransport(client)
+        self.sqs = sqs
         self.held = HeldLetters()
         # Still-poison DLQ records are held (their message stays); poison records of a stream
         # range go to the record DLQ as in the Lambda, so the range's pointer can be deleted.
@@ -190,6 +186,29 @@ class Replay:
         self.region = region
         self.pointers_only = pointers_only
         self.report = ReplayReport()
+
+    def settle(self, sqs_message: MessageTypeDef, queue_url: str, echo: Callable[[str], None]) -> bool:
+        """Handle one SQS message: delete it when handled (True), or keep it and say why (False)."""
+        message = classify(sqs_message.get("Body", ""))
+        try:
+            verdict = self.handle(message)
+        except Exception as e:  # never leave a message hidden because of one bad message
+            verdict = Verdict(False, "replay failed on this message: "
+                              + short_reason(f"{type(e).__name__}: {e}"))  # fmt: skip
+        ident = sqs_message.get("MessageId", "?")
+        if verdict.delete:
+            self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=sqs_message["ReceiptHandle"])
+            self.report.deleted += 1
+            problem = self.letters.discard(message) if isinstance(message, StoredLetter) else ""
+            if problem:
+                echo(f"  note: message {ident} deleted, but {problem}")
+            return True
+        self.report.kept += 1
+        self.report.kept_reasons[verdict.reason] += 1
+        echo(f"  KEPT message {ident} ({describe(message)}): {verdict.reason}")
+        if verdict.stop:
+            self.report.stopped_early = "OpenSearch stopped accepting writes"
+        return False
 
     def handle(self, message: Message) -> Verdict:
         """Send what ``message`` stands for through the indexer; say whether it may be deleted."""
@@ -209,7 +228,7 @@ class Replay:
 
     def _replay_record(self, record: object) -> Verdict:
         self.held.letters.clear()
-        result = self.dlq_indexer.process([cast(StreamRecord, record)], _budget(self.dlq_indexer.settings))
+        result = self.dlq_indexer.process([cast(RawRecord, record)], _budget(self.dlq_indexer.settings))
         if result.failed_sequence_numbers:
             return Verdict(False, "not sent (OpenSearch unreachable, throttling or out of time)", stop=True)
         if result.poison:
