@@ -1,4 +1,4 @@
-"""backfill_files: memory is bounded by bytes as well as items; order, lines and checkpoints kept.
+"""backfill.files: memory is bounded by bytes as well as items; order, lines and checkpoints kept.
 
 An in-memory transport stands in for OpenSearch (the Transport protocol of
 ddbsync.opensearch.transport); tests/integration/test_backfill_index.py covers the real one.

@@ -76,3 +76,23 @@ def test_handlers_and_cli_load_without_grpc_or_protobuf() -> None:
         check=False,
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
+
+
+def test_the_stream_indexer_does_not_load_the_ion_reader() -> None:
+    # amazon.ion is only for ION export files (backfill, repair); the stream indexer's cold
+    # start must not pay for it (ddbsync.dynamodb.export_ion is imported on first use).
+    program = (
+        "import sys\n"
+        "import ddbsync.handler, ddbsync.dynamodb, ddbsync.opensearch\n"
+        "ion = ('amazon.ion', 'ddbsync.dynamodb.export_ion')\n"
+        "print(sorted(m for m in sys.modules if m.startswith(ion)))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "ddbsync"), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

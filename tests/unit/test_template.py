@@ -193,9 +193,9 @@ def test_function_is_the_thin_handler_on_the_ddbsync_layer(
 ) -> None:
     assert function["CodeUri"] == "functions/stream_indexer/"
     assert function["Handler"] == "app.handler"
-    # The handler Lambda finds there is the one ddbsync.indexer.make_handler builds, at import.
+    # The handler Lambda finds there is the one ddbsync.handler.make_handler builds, at import.
     built = object()
-    monkeypatch.setattr("ddbsync.indexer.make_handler", lambda: built)
+    monkeypatch.setattr("ddbsync.handler.make_handler", lambda: built)
     assert lambda_handler(function["CodeUri"], function["Handler"]) is built
     assert function["Layers"] == [{"Ref": "DdbsyncLayer"}]
 

@@ -9,7 +9,8 @@ every data file is gzip-compressed, one item per line.
   S -> string, N -> decimal, B -> blob, BOOL -> bool, NULL -> null, M -> struct,
   L -> list, and SS/NS/BS -> lists annotated ``$dynamodb_SS``/``$dynamodb_NS``/``$dynamodb_BS``.
 
-Both yield the item in DynamoDB JSON, so :func:`ddbsync.dynamodb.decode.decode_item` gives the
+Both yield the item in DynamoDB JSON (the Ion side is :mod:`ddbsync.dynamodb.export_ion`,
+imported only when an Ion file is read), so :func:`ddbsync.dynamodb.decode.decode_item` gives the
 same values whichever format the export used. Ion numbers become the text DynamoDB
 itself returns (``2d3`` -> ``"2000"``, ``1.50`` -> ``"1.5"``), with every digit kept, by
 the same number parser as everywhere else (:func:`ion_number_text`).
@@ -26,22 +27,16 @@ flat whatever the file size (an item is at most 400 KB; a line over
 
 from __future__ import annotations
 
-import base64
 import gzip
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import IO, Any, Protocol, cast
 
 import orjson
-from amazon.ion import simpleion  # type: ignore[import-untyped]
-from amazon.ion.core import IonType  # type: ignore[import-untyped]
-from amazon.ion.exceptions import IonException  # type: ignore[import-untyped]
-from amazon.ion.simple_types import IonPyNull  # type: ignore[import-untyped]
 
-from ddbsync.dynamodb.numbers import canonical_number
-from ddbsync.errors import DecodeError, ExportFormatError
+from ddbsync.errors import ExportFormatError
 
 __all__ = [
     "FORMATS",
@@ -49,7 +44,6 @@ __all__ = [
     "ByteSource",
     "IncrementalRecord",
     "Item",
-    "ion_number_text",
     "iter_export_items",
     "iter_incremental",
 ]
@@ -123,120 +117,6 @@ def _json_map(value: object, what: str, key: str, number: int) -> Item:
     return value
 
 
-# --- ION --------------------------------------------------------------------------------------
-
-
-def ion_number_text(value: Decimal | int) -> str:
-    """The N text DynamoDB returns for an Ion int or decimal: canonical digits, every digit kept.
-
-    The text comes from :func:`ddbsync.dynamodb.numbers.canonical_number`, the parser the
-    decoder and document ids use, so an Ion export gives the same text, value and
-    id as a DYNAMODB_JSON one. A number DynamoDB cannot hold (over 38 digits,
-    outside its range) is not judged here: it is passed on exactly, in exponent
-    form (``1E+999``), and the decoder refuses it with the same reason as in a
-    DYNAMODB_JSON export. Nothing here builds the digits of a huge exponent.
-    """
-    exact = Decimal(value)  # an Ion int may have any number of digits: no str() of it
-    if not exact.is_finite():
-        raise ValueError(f"not a DynamoDB number: {value}")
-    sign, digits, exponent = exact.as_tuple()
-    text = f"{'-' if sign else ''}{''.join(map(str, digits))}E{exponent}"
-    try:
-        return canonical_number(text)
-    except DecodeError:
-        return text
-
-
-def _text(annotation: object) -> str:
-    # The C extension gives SymbolToken(text=...), the pure-Python reader plain strings.
-    text = getattr(annotation, "text", annotation)
-    return str(text)
-
-
-def _ion_set(tag: str, value: Any, path: str) -> dict[str, object]:
-    if value.ion_type is not IonType.LIST or isinstance(value, IonPyNull):
-        raise ValueError(f"{tag} annotation on a {value.ion_type.name.lower()} at {path}")
-    members: list[object] = []
-    for member in value:
-        kind = member.ion_type
-        if isinstance(member, IonPyNull) or member.ion_annotations:
-            raise ValueError(f"invalid {tag} member at {path}")
-        if tag == "SS" and kind is IonType.STRING:
-            members.append(str(member))
-        elif tag == "NS" and kind in (IonType.INT, IonType.DECIMAL):
-            members.append(ion_number_text(member))
-        elif tag == "BS" and kind is IonType.BLOB:
-            members.append(base64.b64encode(bytes(member)).decode("ascii"))
-        else:
-            raise ValueError(f"{tag} member of Ion type {kind.name.lower()} at {path}")
-    return {tag: members}
-
-
-_SET_ANNOTATIONS = {"$dynamodb_SS": "SS", "$dynamodb_NS": "NS", "$dynamodb_BS": "BS"}
-
-
-def _ion_value(value: Any, path: str) -> dict[str, object]:
-    """One Ion value -> one DynamoDB-JSON attribute value (raises ValueError with the path)."""
-    annotations = value.ion_annotations
-    if annotations:
-        return _ion_annotated(value, annotations, path)
-    kind = value.ion_type
-    if isinstance(value, IonPyNull):
-        if kind is IonType.NULL:
-            return {"NULL": True}
-        raise ValueError(f"typed Ion null null.{kind.name.lower()} at {path}")
-    if kind is IonType.STRING:
-        return {"S": str(value)}
-    if kind is IonType.DECIMAL or kind is IonType.INT:
-        return {"N": ion_number_text(value)}
-    if kind is IonType.STRUCT:
-        return {"M": _ion_struct(value, path)}
-    if kind is IonType.LIST:
-        return {"L": [_ion_value(v, f"{path}[{i}]") for i, v in enumerate(value)]}
-    if kind is IonType.BOOL:
-        return {"BOOL": bool(value)}
-    if kind is IonType.BLOB:
-        return {"B": base64.b64encode(bytes(value)).decode("ascii")}
-    raise ValueError(f"unsupported Ion type {kind.name.lower()} at {path}")
-
-
-def _ion_annotated(value: Any, annotations: Any, path: str) -> dict[str, object]:
-    """An annotated Ion value: only a set, with exactly one $dynamodb_SS/NS/BS annotation."""
-    names = [_text(a) for a in annotations]
-    tag = _SET_ANNOTATIONS.get(names[0]) if len(names) == 1 else None
-    if tag is None:
-        raise ValueError(f"unknown Ion annotation {'::'.join(names)} at {path}")
-    return _ion_set(tag, value, path)
-
-
-def _ion_struct(struct: Any, path: str) -> Item:
-    out: Item = {}
-    for name, v in struct.items():
-        if not isinstance(name, str):  # symbol zero, or an unresolved symbol id
-            raise ValueError(f"field name without text at {path or '$'}")
-        out[name] = _ion_value(v, f"{path}.{name}" if path else name)
-    return out
-
-
-def _ion_object(raw: bytes, key: str, number: int) -> Any:
-    try:
-        doc = simpleion.loads(raw, single_value=True)
-    except IonException as e:
-        raise ExportFormatError(key, number, f"invalid Ion (truncated line?): {e}") from e
-    if doc.ion_type is not IonType.STRUCT or isinstance(doc, IonPyNull) or doc.ion_annotations:
-        raise ExportFormatError(key, number, "expected an Ion struct")
-    return doc
-
-
-def _ion_map(value: object, what: str, key: str, number: int) -> Item:
-    if getattr(value, "ion_type", None) is not IonType.STRUCT or isinstance(value, IonPyNull):
-        raise ExportFormatError(key, number, f"{what} must be a struct")
-    try:
-        return _ion_struct(value, "")
-    except ValueError as e:
-        raise ExportFormatError(key, number, f"{what}: {e}") from e
-
-
 # --- public readers ---------------------------------------------------------------------------
 
 
@@ -256,8 +136,10 @@ def iter_export_items(
         for number, raw in _lines(stream, key, start_line):
             yield number, _json_map(_json_object(raw, key, number).get("Item"), "Item", key, number)
     else:
+        from ddbsync.dynamodb import export_ion  # amazon.ion: imported only for an Ion export
+
         for number, raw in _lines(stream, key, start_line):
-            yield number, _ion_map(_ion_object(raw, key, number).get("Item"), "Item", key, number)
+            yield number, export_ion.line_item(raw, key, number)
 
 
 def _micros(value: object, key: str, number: int) -> int:
@@ -282,13 +164,14 @@ def iter_incremental(
 ) -> Iterator[tuple[int, IncrementalRecord]]:
     """Yield ``(line_number, IncrementalRecord)`` for each change of an incremental-export file."""
     _check_format(fmt, key)
+    read_object: Callable[[bytes, str, int], Any] = _json_object
+    as_map: Callable[[object, str, str, int], Item] = _json_map
+    if fmt == "ION":
+        from ddbsync.dynamodb import export_ion  # amazon.ion: imported only for an Ion export
+
+        read_object, as_map = export_ion.line_object, export_ion.item_map
     for number, raw in _lines(stream, key, start_line):
-        if fmt == "DYNAMODB_JSON":
-            doc: Any = _json_object(raw, key, number)
-            as_map = _json_map
-        else:
-            doc = _ion_object(raw, key, number)
-            as_map = _ion_map
+        doc: Any = read_object(raw, key, number)
         metadata = doc.get("Metadata")
         if not hasattr(metadata, "get"):
             raise ExportFormatError(key, number, "missing Metadata")

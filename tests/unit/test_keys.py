@@ -1,4 +1,4 @@
-"""docid: one document id per item key, whichever path writes it."""
+"""dynamodb.keys: one document id per item key, whichever path writes it."""
 
 from __future__ import annotations
 
