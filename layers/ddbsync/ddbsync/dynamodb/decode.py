@@ -23,7 +23,7 @@ example ``m.tags[2]``), as a :class:`~ddbsync.errors.DecodeError`:
   number; B members are compared as bytes): DynamoDB has neither;
 * a value that is not an object with one known type tag, or of the wrong JSON type.
 
-Speed: the loops over maps and lists handle ``S``, ``N`` and ``M`` inline and build
+Speed: one loop serves maps and lists; it handles ``S``, ``N``, ``M`` and ``L`` inline and builds
 no path while decoding; a path is assembled only when an error travels up
 (:meth:`DecodeError.within`). Odd-but-valid input (a Mapping that is not a dict,
 bytes for B) takes the general per-tag functions, which check every value.
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -205,11 +205,15 @@ def _value(value: object) -> object:
     return decode(inner)
 
 
-def _map(m: Mapping[Any, Any]) -> dict[str, object]:
-    out: dict[str, object] = {}
-    for name, value in m.items():
-        # The common shapes inline: a str for S and N, a dict for M, a list for L. Anything
-        # else, valid or not, goes through _value and its per-tag checks.
+def _decode_pairs(pairs: Iterable[tuple[Any, Any]], in_list: bool) -> dict[Any, object]:
+    """Decode a map's (name, value) pairs, or a list's (index, value) pairs, into a dict.
+
+    The common shapes are inline: a str for S and N, a dict for M, a list for L. Anything
+    else, valid or not, goes through :func:`_value` and its per-tag checks. An error gets
+    its place in the path here, on its way up.
+    """
+    out: dict[Any, object] = {}
+    for name, value in pairs:
         try:
             (tag,) = value
             inner = value[tag]
@@ -221,36 +225,22 @@ def _map(m: Mapping[Any, Any]) -> dict[str, object]:
             elif tag == "N" and inner.__class__ is str:
                 out[name] = number_value(inner)
             elif tag == "M" and inner.__class__ is dict:
-                out[name] = _map(inner)
+                out[name] = _decode_pairs(inner.items(), False)
             elif tag == "L" and inner.__class__ is list:
-                out[name] = _list(inner)
+                out[name] = list(_decode_pairs(enumerate(inner), True).values())
             else:
-                out[name if name.__class__ is str else str(name)] = _value(value)
+                out[name] = _value(value)
         except DecodeError as e:
-            raise e.within(str(name)) from None
+            raise e.within(f"[{name}]" if in_list else str(name)) from None
     return out
+
+
+def _map(m: Mapping[Any, Any]) -> dict[str, object]:
+    return _decode_pairs(m.items(), False)
 
 
 def _list(items: list[Any]) -> list[object]:
-    out: list[object] = []
-    for value in items:
-        try:
-            (tag,) = value
-            inner = value[tag]
-        except Exception:
-            tag = inner = None
-        try:
-            if tag == "S" and inner.__class__ is str:
-                out.append(inner)
-            elif tag == "N" and inner.__class__ is str:
-                out.append(number_value(inner))
-            elif tag == "M" and inner.__class__ is dict:
-                out.append(_map(inner))
-            else:
-                out.append(_value(value))
-        except DecodeError as e:
-            raise e.within(f"[{len(out)}]") from None
-    return out
+    return list(_decode_pairs(enumerate(items), True).values())
 
 
 def decode_value(value: object, path: str = "$") -> JsonValue:
