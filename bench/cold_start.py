@@ -13,8 +13,11 @@ included). Variants, in alternating order (each round rotates which goes first):
   built before the build compiled bytecode: Python compiles every module at every start;
 * ``baseline``: ``import boto3, json`` alone, the floor any Python Lambda with boto3 pays;
 * ``before`` (only with ``--before-ref REF``): the layer that REF's own build-layer.sh
-  builds (e.g. the commit before the bytecode change, which also shipped the parts of
-  Powertools and amazon-ion that the layer now leaves out).
+  builds, with REF's ``app.py`` (e.g. the commit before the bytecode change, which also
+  shipped the parts of Powertools and amazon-ion that the layer now leaves out, imported
+  boto3 and built the SQS client at cold start, with the garbage collector on), and
+  ``before-bytecode``, the same compiled as the build now compiles: the difference between
+  the two is the bytecode's part, the rest is the code's.
 
 As deployed:
 
@@ -36,8 +39,9 @@ As deployed:
   ``Tracing: Active``...): Powertools' Tracer is on and patches modules as in Lambda.
   Building the handler makes no network call.
 
-Not modelled: Lambda's init sandbox (its CPU share at 512 MB is about a third of a vCPU, so
-absolute times there are higher; the ratios are what carries over), the disk and page cache
+Not modelled: Lambda's init sandbox (its own CPU, whose share Lambda sets by the memory
+size, 1,769 MB buying one vCPU, so absolute times there differ; the ratios are what carries
+over), the disk and page cache
 (a first untimed run of each variant warms this machine's page cache; Lambda's first read of
 the layer may be slower), the runtime's own bootstrap (it imports json, logging, http.client
 and more before the handler module, so in Lambda those are already loaded; here they are
@@ -391,20 +395,36 @@ def main() -> int:
             tree = work / "before-tree"
             tree.mkdir()
             archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before_ref, "layers/ddbsync",
-                                      "pyproject.toml", "uv.lock"], capture_output=True, check=True).stdout
+                                      "functions/stream_indexer/app.py", "pyproject.toml", "uv.lock"],
+                                     capture_output=True, check=True).stdout
             subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
             before = build_layer(tree, work / "before-build", python313)
             check_native_code(before)
             layers["before"] = work / "opt-before" / "python"
             shutil.copytree(before, layers["before"], symlinks=True)
+            # The same layer compiled as the build now does: what the bytecode alone brings.
+            layers["before-bytecode"] = work / "opt-before-bytecode" / "python"
+            shutil.copytree(before, layers["before-bytecode"], symlinks=True)
+            subprocess.run(
+                [python313, "-m", "compileall", "-q", "-j", "0", "-o", "0", "--invalidation-mode",
+                 "unchecked-hash", str(layers["before-bytecode"])],
+                env={**os.environ, "PYTHONHASHSEED": "0"}, capture_output=True, check=False,
+            )
         if args.runtime is not None:
             runtime = args.runtime.resolve()
         else:
             runtime = work / "runtime"
             install_runtime(python313, runtime)
+        # The handler module (/var/task): this tree's, and for 'before' the ref's own.
         task = work / "task"
         task.mkdir()
         shutil.copy2(ROOT / "functions" / "stream_indexer" / "app.py", task / "app.py")
+        tasks = {name: task for name in layers}
+        if args.before_ref:
+            tasks["before"] = tasks["before-bytecode"] = work / "task-before"
+            tasks["before"].mkdir()
+            shutil.copy2(work / "before-tree" / "functions" / "stream_indexer" / "app.py",
+                         tasks["before"] / "app.py")
         env = lambda_environment(task, runtime)
         for name, layer in layers.items():
             size, files, pycs = layer_bytes(layer)
@@ -413,7 +433,7 @@ def main() -> int:
             f"{k}={v}" for k, v in sorted(template_environment()[0].items())))
 
         variants: dict[str, tuple[str, str, str]] = {
-            name: (str(task), str(layer), "app") for name, layer in layers.items()
+            name: (str(tasks[name]), str(layer), "app") for name, layer in layers.items()
         }
         variants["baseline"] = ("", "", "boto3")
         results: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
@@ -436,18 +456,19 @@ def main() -> int:
 
         print(f"\nrounds: {runs}, each variant once per round in rotating order; medians in ms "
               "(import: wall time inside the child; cpu: its process time; process: the whole child)")
-        print(f"{'variant':20} {'import':>8} {'q1..q3':>15} {'cpu':>8} {'process':>8} {'layer modules':>14}")
+        print(f"{'variant':24} {'import':>8} {'q1..q3':>15} {'cpu':>8} {'process':>8} {'layer modules':>14}")
         for name in names:
             times = sorted(row["import_s"] * 1000 for row in results[name])
             q1, q3 = times[len(times) // 4], times[(3 * len(times)) // 4]
             last = results[name][-1]
             modules = f"{last['with_pyc']}/{last['from_layer']} .pyc" if variants[name][1] else "-"
             label = "baseline boto3+json" if name == "baseline" else f"{name} import app"
-            print(f"{label:20} {med(name, 'import_s') * 1000:8.1f} {q1:7.1f}..{q3:6.1f} "
+            print(f"{label:24} {med(name, 'import_s') * 1000:8.1f} {q1:7.1f}..{q3:6.1f} "
                   f"{med(name, 'cpu_s') * 1000:8.1f} {med(name, 'wall_s') * 1000:8.1f} {modules:>14}")
         pairs = [("bytecode", "baseline"), ("source", "baseline"), ("source", "bytecode")]
         if "before" in results:
-            pairs += [("before", "bytecode"), ("before", "baseline")]
+            pairs += [("before", "bytecode"), ("before", "before-bytecode"), ("before-bytecode", "bytecode"),
+                      ("before", "baseline")]
         for a, b in pairs:
             per_round = [x["import_s"] / y["import_s"] for x, y in zip(results[a], results[b], strict=True)]
             print(f"ratio {a}/{b}: {med(a, 'import_s') / med(b, 'import_s'):.2f} of the medians, "
