@@ -336,25 +336,34 @@ def run_child(
 
 
 def importtime(python313: str, env: dict[str, str], task: str, layer: str, runtime: str, runs: int
-               ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """Median self and cumulative microseconds per module of ``import app`` over fresh runs."""
+               ) -> tuple[list[tuple[str, float]], list[tuple[str, float]], list[tuple[str, float]]]:
+    """Median self and cumulative microseconds per module of ``import app`` over fresh runs, and
+    the median sum of self times per top-level package (the standard library as one)."""
     selfs: dict[str, list[int]] = defaultdict(list)
     cums: dict[str, list[int]] = defaultdict(list)
+    packages: dict[str, list[int]] = defaultdict(list)
     code = f"import sys; sys.path[:0] = {[task, layer, runtime]!r}; import app"
     for _ in range(runs):
         done = subprocess.run(
             [python313, "-I", "-B", "-X", "importtime", "-c", code],
             env=env, capture_output=True, text=True, check=True, cwd=task,
         )
+        per_package: dict[str, int] = defaultdict(int)
         for line in done.stderr.splitlines():
             if not line.startswith("import time:") or "self [us]" in line:
                 continue
             self_us, cum_us, name = line[len("import time:"):].split("|")
             selfs[name.strip()].append(int(self_us))
             cums[name.strip()].append(int(cum_us))
+            top = name.strip().split(".")[0]
+            stdlib = top.lstrip("_") in sys.stdlib_module_names or top in sys.stdlib_module_names
+            per_package["(standard library)" if stdlib else top] += int(self_us)
+        for name, us in per_package.items():
+            packages[name].append(us)
     top_self = sorted(((n, median(v)) for n, v in selfs.items()), key=lambda x: -x[1])[:12]
     top_cum = sorted(((n, median(v)) for n, v in cums.items()), key=lambda x: -x[1])[:15]
-    return top_self, top_cum
+    by_package = sorted(((n, median(v)) for n, v in packages.items()), key=lambda x: -x[1])[:12]
+    return top_self, top_cum, by_package
 
 
 def main() -> int:
@@ -480,8 +489,9 @@ def main() -> int:
         print(f"target: import app with bytecode < {TARGET_MS:.0f} ms: {ours:.1f} ms, {verdict}")
         print(f"load average after the rounds: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
-        top_self, top_cum = importtime(python313, env, str(task), str(layers["bytecode"]), str(runtime),
-                                       profile_runs)
+        top_self, top_cum, by_package = importtime(
+            python313, env, str(task), str(layers["bytecode"]), str(runtime), profile_runs
+        )
         print(f"\nslowest imports, bytecode layer (python -X importtime, median of {profile_runs} runs; "
               "app's self time is mostly make_handler()):")
         print("  by self time:")
@@ -489,6 +499,9 @@ def main() -> int:
             print(f"    {us / 1000:8.1f} ms  {name}")
         print("  by cumulative time:")
         for name, us in top_cum:
+            print(f"    {us / 1000:8.1f} ms  {name}")
+        print("  self time summed per top-level package:")
+        for name, us in by_package:
             print(f"    {us / 1000:8.1f} ms  {name}")
         return 0 if met else 1
     finally:
