@@ -11,15 +11,27 @@
 #   KEEP_BUILD=1 scripts/...                        keep the temp dir and print its path
 #
 # The layer is the real thing in both modes: its makefile build (layers/ddbsync/build-layer.sh)
-# needs no python3.13, it fetches the locked manylinux aarch64 / cp313 wheels with pip.
-# Only SAM's python builder for the two functions (which copies app.py) insists on finding
-# the Runtime's interpreter, hence the override mode: its functions are built for the wrong
-# runtime, so never deploy that build.
+# fetches the locked manylinux aarch64 / cp313 wheels with pip, and uses a python3.13 only
+# to compile their bytecode (without one, the layer has none, which works but makes cold
+# starts slower; the build warns). SAM's python builder for the two functions (which copies
+# app.py) insists on finding the Runtime's interpreter, hence the override mode: its
+# functions are built for the wrong runtime, so never deploy that build.
+#
+# The build runs with no C compiler: cc, gcc, g++, c++, clang, clang++ (and every
+# <target>-gcc-like name on PATH) are shadowed by scripts that log the call and fail, CC
+# and CXX point at them, and any call fails the check. A tool that runs /usr/bin/gcc by its
+# absolute path would get past this; pip, setuptools and SAM's builders look compilers up on
+# PATH or in CC. (Not rustc: pip runs `rustc --version` for its user agent whenever there
+# is one; that probe is not a build.)
 #
 # Checks: the handler module at each function's root; the layer at python/ddbsync/ with
 # every runtime dependency at its uv.lock version; none of what the Lambda runtime
-# provides or ddbsync never imports (boto3, botocore, grpc, protobuf, numpy...); native
-# code only for aarch64 (ELF e_machine, not file names); no build leftovers; the size.
+# provides or ddbsync never imports (boto3, botocore, grpc, protobuf, numpy, Powertools'
+# event handler...); native code only for aarch64 (ELF e_machine, not file names); no
+# build leftovers; bytecode: when a python3.13 is found (as for native mode), every module
+# of the layer has its cpython-313 .pyc, unchecked-hash, and nothing else is compiled;
+# without one, no .pyc at all and the build's WARNING about it; the size: at most
+# 15 MiB unzipped (the sum of the file sizes, which is what Lambda counts).
 # Exits non-zero on any failure.
 set -euo pipefail
 
@@ -58,8 +70,10 @@ find_python313() {
   return 1
 }
 
+# The layer build looks for python3.13 the same way, to compile the layer's bytecode.
+if find_python313; then HAVE_PYTHON313=1; else HAVE_PYTHON313=0; fi
 if [[ "$MODE" == auto ]]; then
-  if find_python313; then MODE=native; else MODE=override; fi
+  if ((HAVE_PYTHON313)); then MODE=native; else MODE=override; fi
 fi
 
 case "$MODE" in
@@ -83,11 +97,28 @@ esac
 unset DDBSYNC_LAYER_ARCH DDBSYNC_LAYER_PYTHON
 
 say "mode=$MODE template=$TEMPLATE"
+
+# No C compiler (see the header): shadow every compiler name on PATH, and the usual ones.
+NOCC="$WORK/no-compiler"
+CALLS="$WORK/compiler-calls.log"
+mkdir -p "$NOCC"
+: >"$CALLS"
+compilers=(cc c++ gcc g++ clang clang++)
+while IFS= read -r name; do
+  compilers+=("$name")
+done < <(compgen -c | grep -E '^([A-Za-z0-9_]+-)+(gcc|g\+\+|cc|c\+\+|clang|clang\+\+)(-[0-9.]+)?$|^(gcc|g\+\+|clang|clang\+\+)-[0-9.]+$' | sort -u)
+for name in "${compilers[@]}"; do
+  printf '#!/bin/sh\necho "%s $*" >>"%s"\necho "sam-build-check: no C compiler here (%s called)" >&2\nexit 1\n' \
+    "$name" "$CALLS" "$name" >"$NOCC/$name"
+  chmod +x "$NOCC/$name"
+done
 # --base-dir resolves CodeUri/ContentUri against the repo even for the temp copy.
 # Run from the temp dir and without the cache: a cached build (sam build --cached)
 # writes .aws-sam/deps/ under the working directory.
 (
   cd "$WORK"
+  export PATH="$NOCC:$PATH" CC="$NOCC/cc" CXX="$NOCC/c++"
+  unset LDSHARED CPP
   sam build \
     --template-file "$TEMPLATE" \
     --base-dir "$ROOT" \
@@ -96,6 +127,11 @@ say "mode=$MODE template=$TEMPLATE"
     --no-cached \
     --no-use-container
 ) >"$WORK/build.log" 2>&1 || { cat "$WORK/build.log" >&2; die "sam build failed"; }
+if [[ -s "$CALLS" ]]; then
+  cat "$WORK/build.log" >&2
+  die "sam build called a compiler: $(sort -u "$CALLS" | head -n 5 | tr '\n' ';')"
+fi
+say "sam build ran with no C compiler on PATH (${#compilers[@]} names shadowed, none called)"
 
 BUILD="$WORK/build"
 LAYER="$BUILD/DdbsyncLayer/python"
@@ -105,12 +141,16 @@ for function in StreamIndexerFunction BackfillFunction; do
   [[ -f "$BUILD/$function/app.py" ]] || die "$function: handler module app.py missing at the function root"
 done
 [[ -d "$LAYER/ddbsync" ]] || die "layer has no python/ddbsync/"
-for file in config.py errors.py indexer.py backfill.py py.typed templates/index.json; do
+for file in config.py errors.py handler.py indexer.py backfill/steps.py dynamodb/decode.py \
+  opensearch/sending.py py.typed templates/index.json; do
   [[ -f "$LAYER/ddbsync/$file" ]] || die "layer is missing python/ddbsync/$file"
 done
-# Only what runs: no bytecode, egg-info or native code in the package (it is pure Python).
-leftover="$(find "$LAYER/ddbsync" \( -name '__pycache__' -o -name '*.pyc' -o -name '*.egg-info' -o -name '*.c' \
-  -o -name '*.so' \) -print | head -n 5)"
+# The local stand-ins for AWS (ddbsync_local: moto glue, the Step Functions interpreter, the
+# demo) are for development only.
+[[ ! -e "$LAYER/ddbsync_local" && ! -e "$LAYER/ddbsync/local" ]] || die "layer holds the local emulators"
+# Only what runs: no egg-info or native code in the package (it is pure Python); its
+# bytecode is checked below.
+leftover="$(find "$LAYER/ddbsync" \( -name '*.egg-info' -o -name '*.c' -o -name '*.so' \) -print | head -n 5)"
 [[ -z "$leftover" ]] || die "layer holds build leftovers: $leftover"
 
 # What the layer's code imports, and what it must not carry: the Lambda runtime's AWS SDK,
@@ -118,7 +158,9 @@ leftover="$(find "$LAYER/ddbsync" \( -name '__pycache__' -o -name '*.pyc' -o -na
 for module in aws_lambda_powertools aws_xray_sdk opensearchpy requests_aws4auth requests urllib3 orjson amazon jmespath; do
   [[ -e "$LAYER/$module" ]] || die "layer is missing dependency $module"
 done
-for unwanted in boto3 botocore s3transfer grpc google opensearch_protobufs numpy jsonconversion; do
+for unwanted in boto3 botocore s3transfer grpc google opensearch_protobufs numpy jsonconversion \
+  amazon/objects-Release amazon/ionbenchmark aws_lambda_powertools/event_handler \
+  aws_lambda_powertools/utilities/batch aws_lambda_powertools/utilities/parser; do
   [[ ! -e "$LAYER/$unwanted" ]] || die "layer holds $unwanted (see layers/ddbsync/build-layer.sh)"
 done
 
@@ -155,8 +197,51 @@ for path in sys.stdin.buffer.read().split(b"\0"):
 [[ -z "$bad" ]] || die "layer holds non-aarch64 extensions: $bad"
 [[ -n "$(find "$LAYER/orjson" -name '*aarch64*.so' -print -quit)" ]] || die "no aarch64 orjson extension in the layer"
 
-size="$(du -sm "$BUILD/DdbsyncLayer" | cut -f1)"
-# Function + layers must stay under Lambda's 250 MB unzipped limit.
-((size < 200)) || die "layer is ${size} MB unzipped (limit 250 MB with the function)"
+# Bytecode (layers/ddbsync/build-layer.sh, "Bytecode"): with a python3.13 here the build
+# compiled every module for CPython 3.13, unchecked-hash; without one it says so.
+EXPECT_BYTECODE="$HAVE_PYTHON313"
+python3 - "$LAYER" "$EXPECT_BYTECODE" <<'PY' || die "layer bytecode is not what the build should make"
+import pathlib, struct, sys
 
-say "OK: layer python/ddbsync/ (pure Python) + locked deps for linux aarch64 / cp313 (${size} MB), functions app.py"
+layer, expect = pathlib.Path(sys.argv[1]), sys.argv[2] == "1"
+TAG = "cpython-313"
+pycs = sorted(layer.rglob("*.pyc"))
+if not expect:
+    if pycs:
+        print(f"[sam-build-check] no python3.13 here, yet .pyc in the layer: {pycs[:3]}", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(0)
+problems, sources = [], sorted(layer.rglob("*.py"))
+expected = {src.parent / "__pycache__" / f"{src.stem}.{TAG}.pyc": src for src in sources}
+for src_pyc, src in expected.items():
+    if not src_pyc.is_file():
+        problems.append(f"no {TAG} bytecode for {src.relative_to(layer)}")
+for pyc in pycs:
+    if pyc not in expected:  # another interpreter's, an optimized one, or its source is gone
+        problems.append(f"unexpected {pyc.relative_to(layer)}")
+        continue
+    flags = struct.unpack("<I", pyc.read_bytes()[4:8])[0]
+    if flags != 0b01:  # hash-based, check_source off (PEP 552)
+        problems.append(f"{pyc.relative_to(layer)} is not unchecked-hash (flags {flags})")
+ours = [s for s in sources if s.relative_to(layer).parts[0] == "ddbsync"]
+if problems:
+    print("[sam-build-check] " + "\n[sam-build-check] ".join(problems[:10]), file=sys.stderr)
+    sys.exit(1)
+print(f"[sam-build-check] bytecode: {len(pycs)} {TAG} .pyc (unchecked-hash) for every module, "
+      f"{len(ours)} of them ddbsync's", file=sys.stderr)
+PY
+if [[ "$EXPECT_BYTECODE" == 0 ]]; then
+  grep -q 'WARNING: the layer ships NO bytecode' "$WORK/build.log" ||
+    die "the layer was built without bytecode and the build did not warn about it"
+  say "bytecode: none (no python3.13 here), and the build warned about it"
+fi
+
+# Lambda counts the unzipped size as the sum of the file sizes (what the zip's entries
+# hold); du's disk usage is larger, by the 4 KiB blocks of small files and directories.
+bytes="$(find "$BUILD/DdbsyncLayer" -type f -printf '%s\n' | awk '{ n += $1 } END { print n }')"
+size="$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')"
+files="$(find "$BUILD/DdbsyncLayer" -type f | wc -l)"
+say "layer size: ${size} MiB unzipped (${bytes} bytes in ${files} files; du: $(du -sm "$BUILD/DdbsyncLayer" | cut -f1) MiB on disk)"
+((bytes <= 15 * 1048576)) || die "layer is ${size} MiB unzipped, over the 15 MiB target (see build-layer.sh)"
+
+say "OK: layer python/ddbsync/ + locked deps for linux aarch64 / cp313 (${size} MiB), functions app.py"

@@ -1,9 +1,12 @@
 """The Lambda layer leaves out dependencies that ddbsync never imports (layers/ddbsync/build-layer.sh).
 
 opensearch-py 3 requires opensearch-protobufs (and so grpcio and protobuf) for its gRPC
-transport; ddbsync speaks HTTP only, so the layer leaves all three out. These tests run
-the code the two Lambda functions and the CLI load with those modules blocked, in a
-fresh interpreter, so an import of them anywhere on those paths fails here first.
+transport; ddbsync speaks HTTP only, so the layer leaves all three out. It also drops the
+parts of the installed wheels that nothing imports: amazon-ion's benchmark tool and
+Powertools' event handler and utilities (all but jmespath_utils, which its Logger imports,
+and typing). These tests run the code the two Lambda functions and the CLI load with those
+modules blocked, in a fresh interpreter, so an import of them anywhere on those paths fails
+here first.
 """
 
 from __future__ import annotations
@@ -16,17 +19,34 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-BLOCKED = ("opensearch_protobufs", "grpc", "google.protobuf")
+BLOCKED = (
+    "opensearch_protobufs",
+    "grpc",
+    "google.protobuf",
+    "amazon.ionbenchmark",
+    "aws_lambda_powertools.event_handler",
+)
+# Of aws_lambda_powertools.utilities, the layer keeps only these.
+KEPT_UTILITIES = ("jmespath_utils", "typing")
 
 PROGRAM = textwrap.dedent(
     """
     import sys
 
     BLOCKED = {blocked!r}
+    KEPT_UTILITIES = {kept!r}
+
+    def blocked(name):
+        if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            return True
+        parts = name.split(".")
+        return parts[:2] == ["aws_lambda_powertools", "utilities"] and len(parts) > 2 and (
+            parts[2] not in KEPT_UTILITIES
+        )
 
     class Blocked:
         def find_spec(self, name, path=None, target=None):
-            if any(name == b or name.startswith(b + ".") for b in BLOCKED):
+            if blocked(name):
                 raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
             return None
 
@@ -53,22 +73,24 @@ PROGRAM = textwrap.dedent(
     }})
     client = build_client(settings)
     assert client.transport.get_connection() is not None
-    loaded = sorted(m for m in sys.modules if any(m == b or m.startswith(b + ".") for b in BLOCKED))
+    loaded = sorted(m for m in sys.modules if blocked(m))
     assert not loaded, loaded
     print("ok")
     """
 )
 
 
-def test_handlers_and_cli_load_without_grpc_or_protobuf() -> None:
+def test_handlers_and_cli_load_without_what_the_layer_leaves_out() -> None:
     env = {
         **os.environ,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        # As in Lambda: Powertools' Tracer is on and patches the modules X-Ray knows.
+        "AWS_LAMBDA_FUNCTION_NAME": "stream-indexer",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "ddbsync"), os.environ.get("PYTHONPATH", "")]),
     }
     done = subprocess.run(
-        [sys.executable, "-c", PROGRAM.format(blocked=BLOCKED)],
+        [sys.executable, "-c", PROGRAM.format(blocked=BLOCKED, kept=KEPT_UTILITIES)],
         env=env,
         capture_output=True,
         text=True,

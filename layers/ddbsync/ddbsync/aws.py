@@ -1,12 +1,17 @@
 """AWS in one place: the boto3 clients (boto3 honours AWS_ENDPOINT_URL for moto), an AWS
-error as one line of text, the region in an AWS address."""
+error as one line of text, the region in an AWS address.
+
+boto3 is imported when a client is built, not with this module: the stream indexer's
+cold start builds none (its SQS client is lazy, and the OpenSearch signer takes its
+credentials from botocore), and importing boto3 (with s3transfer) costs tens of ms there.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -19,6 +24,7 @@ __all__ = [
     "LazyS3",
     "aws_error",
     "error_code",
+    "lazy_sqs_client",
     "region_of_arn",
     "region_of_queue_url",
     "s3_client",
@@ -31,17 +37,42 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeou
 
 def sqs_client(region: str | None = None) -> SQSClient:
     """An SQS client with bounded retries and timeouts."""
+    import boto3
+
     return boto3.client("sqs", region_name=region, config=_CONFIG)
 
 
 def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
     """A DynamoDB Streams client with bounded retries and timeouts."""
+    import boto3
+
     return boto3.client("dynamodbstreams", region_name=region, config=_CONFIG)
 
 
 def s3_client(region: str | None = None) -> S3Client:
     """An S3 client with bounded retries and timeouts (dead letters too big for SQS)."""
+    import boto3
+
     return boto3.client("s3", region_name=region, config=_CONFIG)
+
+
+class _Lazy:
+    """Stands for a client, built by ``build`` on the first attribute looked up."""
+
+    def __init__(self, build: Callable[[], object]) -> None:
+        self._build = build
+        self._client: object | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._build()
+        return getattr(self._client, name)
+
+
+def lazy_sqs_client(region: str | None = None) -> SQSClient:
+    """:func:`sqs_client`, built on first use: the stream indexer sends to its DLQ only
+    for poison records, and building the client takes tens of ms of its cold start."""
+    return cast("SQSClient", _Lazy(lambda: sqs_client(region)))
 
 
 class LazyS3:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ddbsync.aws import sqs_client
+from ddbsync.aws import lazy_sqs_client
 from ddbsync.config import Settings
 from ddbsync.dynamodb.stream import RawRecord
 from ddbsync.errors import RecordError
@@ -64,7 +64,7 @@ def make_handler(
     if transport is None:
         client = client or build_client(settings)
         transport = OpenSearchTransport(client)
-    indexer = StreamIndexer(settings, transport, sqs or sqs_client(settings.region), client, s3=s3)
+    indexer = StreamIndexer(settings, transport, sqs or lazy_sqs_client(settings.region), client, s3=s3)
 
     @logger.inject_lambda_context(log_event=False)
     @metrics.log_metrics(raise_on_empty_metrics=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
+import botocore.session
 from opensearchpy import OpenSearch, RequestsHttpConnection, Urllib3HttpConnection
 from requests_aws4auth import AWS4Auth
 
@@ -30,7 +30,8 @@ def build_client(settings: Settings, *, timeout_s: float = 30.0) -> OpenSearch:
     }
     if settings.service == "none":
         return OpenSearch(connection_class=Urllib3HttpConnection, **common)
-    credentials = boto3.Session().get_credentials()
+    # botocore's credential chain (boto3.Session's), without importing boto3 at cold start.
+    credentials = botocore.session.Session().get_credentials()
     if credentials is None:
         raise ConfigError([f"no AWS credentials found to sign requests for {settings.service}"])
     auth = AWS4Auth(
