@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from botocore.exceptions import ClientError
 
+from ddbsync.accounting import Disposition, Ledger, settle_writes
 from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
 from ddbsync.dynamodb.export_format import IncrementalRecord, iter_incremental
@@ -128,23 +129,25 @@ def _apply_file(
             mapped.append((line, change, record.write_time_micros))
         summary.records += len(chunk)
         changes = _newest_per_document(mapped)
+        for position, change in enumerate(changes):
+            change.members = (position,)  # its slot in the chunk's ledger
         summary.tombstones += sum(c.op == "tombstone" for c in changes)
         view = _targets(client, alias)
         report = send(
             settings, make_writes(changes, view.aliases), transport, _chunk_deadline(CHUNK_BUDGET_S),
             view=view, reread=lambda: read_view(client, alias), always_reread=True,
         )  # fmt: skip
-        for write in report.writes:
-            result = write.result
-            if result is None or result.outcome is Outcome.UNSENT:
-                reason = result.reason if result else "not sent"
-                raise RepairError(f"{key}: OpenSearch did not take {write.change.doc_id} ({reason}); rerun")
-            if result.outcome is Outcome.POISON:
-                summary.poison.append(f"{key}: {write.change.doc_id}: {result.reason}")
-            elif result.outcome is Outcome.STALE:
-                summary.stale += 1
-            else:
-                summary.applied += 1
+        # Accounted as every writer's writes are (ddbsync.accounting); a change OpenSearch
+        # rejected is listed, one it did not take stops the repair (rerun: nothing is lost).
+        ledger = Ledger.of(len(changes))
+        for done in settle_writes(ledger, report.writes):
+            if done.outcome is Outcome.UNSENT:
+                reason = done.reason or "not sent"
+                raise RepairError(f"{key}: OpenSearch did not take {done.change.doc_id} ({reason}); rerun")
+            if done.outcome is Outcome.POISON:
+                summary.poison.append(f"{key}: {done.change.doc_id}: {done.reason}")
+        summary.stale += ledger.count(Disposition.STALE)
+        summary.applied += ledger.count(Disposition.APPLIED)
     return lines
 
 
