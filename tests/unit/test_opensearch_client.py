@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -44,3 +46,31 @@ def test_a_local_server_gets_no_auth() -> None:
     client = build_client(settings)
     connection = client.transport.get_connection()
     assert "authorization" not in {h.lower() for h in connection.headers}
+
+
+def _signed_key(settings: Settings) -> str:
+    endpoint = settings.endpoint
+    connection = build_client(settings).transport.get_connection()
+    request = requests.Request("POST", f"{endpoint}/_bulk", data=b"{}\n").prepare()
+    authorization: str = connection.session.auth(request).headers["Authorization"]
+    return authorization.split("Credential=", 1)[1].split("/", 1)[0]
+
+
+def test_credentials_outside_the_environment_come_from_the_rest_of_the_chain(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Lambda's credentials are in the environment (read there directly); a laptop's may be
+    # in a shared credentials file: botocore's whole chain still finds them.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    shared = tmp_path / "credentials"
+    shared.write_text("[default]\naws_access_key_id = FROMFILE\naws_secret_access_key = s\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(shared) + ".none")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    endpoint = "https://search-demo-abc.eu-west-1.es.amazonaws.com"
+    settings = Settings.from_env({**ENV, "OPENSEARCH_ENDPOINT": endpoint})
+    assert _signed_key(settings) == "FROMFILE"
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "FROMENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    assert _signed_key(settings) == "FROMENV"
