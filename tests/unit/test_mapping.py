@@ -297,7 +297,7 @@ def _broken(mutate: str) -> object:
         ("negative time", "RecordError", "record has no valid ApproximateCreationDateTime"),
         ("bool time", "RecordError", "record has no valid ApproximateCreationDateTime"),
         ("text time", "RecordError", "record has no valid ApproximateCreationDateTime"),
-        ("time out of range", "ValueError", "ApproximateCreationDateTime is out of range"),
+        ("time out of range", "RecordError", "ApproximateCreationDateTime is out of range"),
         ("no keys", "RecordError", "record has no Keys"),
         ("no sort key", "RecordError", "record has no sort key attribute 'sk'"),
         ("no new image", "RecordError", "INSERT record has no NewImage"),

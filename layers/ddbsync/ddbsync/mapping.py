@@ -121,19 +121,8 @@ def _is_ttl_removal(record: RawRecord) -> bool:
     )
 
 
-def map_record(
-    record: RawRecord,
-    partition_key: str,
-    sort_key: str | None,
-    ttl_removes: str = "delete",
-    *,
-    decode: bool = True,
-) -> Change:
-    """Map one Lambda DynamoDB-stream record; raise RecordError/DecodeError for a poison record.
-
-    With ``decode=False`` only the cheap part is done (envelope, id, version) and
-    the new image is decoded later by :func:`materialize`.
-    """
+def _envelope(record: object) -> tuple[Mapping[str, Any], str, int]:
+    """The record's ``dynamodb`` object, SequenceNumber and whole second; RecordError if broken."""
     if record.__class__ is not dict and not isinstance(record, Mapping):
         raise RecordError(f"record must be an object, got {type(record).__name__}")
     ddb = record.get("dynamodb")
@@ -150,12 +139,31 @@ def map_record(
         or created < 0
     ):
         raise RecordError("record has no valid ApproximateCreationDateTime", seq)
+    return ddb, seq, int(created)
+
+
+def map_record(
+    record: RawRecord,
+    partition_key: str,
+    sort_key: str | None,
+    ttl_removes: str = "delete",
+    *,
+    decode: bool = True,
+) -> Change:
+    """Map one Lambda DynamoDB-stream record; raise RecordError/DecodeError for a poison record.
+
+    With ``decode=False`` only the cheap part is done (envelope, id, version) and
+    the new image is decoded later by :func:`materialize`.
+    """
+    ddb, seq, created_s = _envelope(record)
     keys = ddb.get("Keys")
     if keys.__class__ is not dict and not isinstance(keys, Mapping):
         raise RecordError("record has no Keys", seq)
     doc_id = document_id(keys, partition_key, sort_key)
-    created_s = int(created)
-    version = stream_version(created_s)
+    try:
+        version = stream_version(created_s)
+    except ValueError as e:  # a time no 63-bit version can hold
+        raise RecordError(str(e), seq) from None
     ordering = Ordering(created_s, sequence_rank(seq))
     name = record.get("eventName")
     if name in ("INSERT", "MODIFY"):
