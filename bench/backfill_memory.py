@@ -50,7 +50,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -72,13 +71,13 @@ def _peak_kib() -> int:
 
 def child(mode: str, path: str, null: bool, bulk_max_bytes: int | None) -> dict[str, object]:
     """Run in a fresh interpreter; everything imported here counts towards the peak."""
-    from ddbsync.backfill_files import index_items
-    from ddbsync.bulk import Deadline
-    from ddbsync.config import Settings
-    from ddbsync.export_format import iter_export_items
-    from ddbsync.index_admin import create_backfill_index
-    from ddbsync.opensearch import build_client
-    from ddbsync.transport import BulkItemResult, OpenSearchTransport, StoredMeta
+    from _common import ddb, index_name
+
+    api = ddb()  # ddbsync's names, imported here (they count towards the peak)
+    index_items, Deadline, Settings = api.index_items, api.Deadline, api.Settings
+    iter_export_items, create_backfill_index = api.iter_export_items, api.create_backfill_index
+    build_client, OpenSearchTransport = api.build_client, api.OpenSearchTransport
+    BulkItemResult, StoredMeta = api.BulkItemResult, api.StoredMeta
 
     class NullTransport:
         """A Transport that sends nothing and answers 201 for every action."""
@@ -93,7 +92,7 @@ def child(mode: str, path: str, null: bool, bulk_max_bytes: int | None) -> dict[
     env = {
         "OPENSEARCH_ENDPOINT": url,
         "OPENSEARCH_SERVICE": "none",
-        "INDEX_ALIAS": f"bench-mem-{uuid.uuid4().hex[:10]}",
+        "INDEX_ALIAS": index_name("mem"),
         "PARTITION_KEY": "pk",
         "SORT_KEY": "sk",
         "TIMEOUT_MARGIN_MS": "0",
@@ -156,8 +155,9 @@ def child(mode: str, path: str, null: bool, bulk_max_bytes: int | None) -> dict[
 def generate(path: Path, size_bytes: int, seed: int = 11) -> tuple[int, int]:
     """A gzip DYNAMODB_JSON data file of at least ``size_bytes`` of lines; returns (lines, bytes)."""
     # The item mix of make_records, generated one item at a time.
-    from _common import _image
-    from ddbsync.local.exporter import json_line
+    from _common import _image, ddb
+
+    json_line = ddb().json_line
 
     rng = random.Random(seed)
     written = lines = 0
@@ -178,8 +178,9 @@ def large_item(rng: random.Random, i: int, line_bytes: int, sentences: Sequence[
     About half of the line is ``events``, a list of small maps (each value parses to a few
     Python objects), the rest ``notes``, one long string.
     """
-    from _common import _WORDS, _image
-    from ddbsync.local.exporter import json_line
+    from _common import _WORDS, _image, ddb
+
+    json_line = ddb().json_line
 
     item: dict[str, Any] = {"pk": {"S": f"tenant-{i % 50}"}, "sk": {"S": f"item-{i:08d}"}}
     item.update(_image(rng, i))
@@ -209,8 +210,9 @@ def large_item(rng: random.Random, i: int, line_bytes: int, sentences: Sequence[
 
 def generate_large(path: Path, line_bytes: int, count: int, seed: int = 13) -> tuple[int, int]:
     """A gzip DYNAMODB_JSON data file of ``count`` lines of about ``line_bytes``; (lines, bytes)."""
-    from _common import _WORDS
-    from ddbsync.local.exporter import json_line
+    from _common import _WORDS, ddb
+
+    json_line = ddb().json_line
 
     rng = random.Random(seed)
     sentences = [" ".join(rng.choices(_WORDS, k=rng.randint(6, 14))) + "." for _ in range(500)]

@@ -36,25 +36,31 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import alternate, fake_aws_env, machine, make_records, median
+from _common import (
+    OPENSEARCH_URL,
+    alternate,
+    build_info,
+    ddb,
+    fake_aws_env,
+    index_name,
+    machine,
+    make_records,
+    median,
+)
 
 os.environ.update(fake_aws_env())
 
-from tests.support import OPENSEARCH_URL
-
-from ddbsync.backfill_files import CHUNK_ITEMS, export_change, index_items
-from ddbsync.bulk import Deadline, Write, source_of
-from ddbsync.config import Settings
-from ddbsync.export_format import iter_export_items
-from ddbsync.index_admin import create_backfill_index
-from ddbsync.local.exporter import ion_line, json_line
-from ddbsync.opensearch import build_client
-from ddbsync.transport import BulkItemResult, OpenSearchTransport, StoredMeta
+_api = ddb()  # ddbsync's names, from wherever this version keeps them
+CHUNK_ITEMS, export_change, index_items = _api.CHUNK_ITEMS, _api.export_change, _api.index_items
+Deadline, Write, source_of = _api.Deadline, _api.Write, _api.source_of
+Settings, build_client, create_backfill_index = _api.Settings, _api.build_client, _api.create_backfill_index
+iter_export_items, ion_line, json_line = _api.iter_export_items, _api.ion_line, _api.json_line
+BulkItemResult, StoredMeta = _api.BulkItemResult, _api.StoredMeta
+OpenSearchTransport = _api.OpenSearchTransport
 
 TARGET = 0.8
 TARGET_FORMAT = "DYNAMODB_JSON"
@@ -127,7 +133,7 @@ class Bench:
 
     def fresh_target(self) -> tuple[str, str]:
         """A new backfill index (``<alias>-<stamp>``) and its ``<alias>-next`` alias."""
-        alias = f"bench-bf-{uuid.uuid4().hex[:10]}"
+        alias = index_name("bf")
         prepared = create_backfill_index(self.client, alias, self.settings.index_template, "20261122000000")
         index, target = str(prepared["new_index"]), str(prepared["next_alias"])
         self.indices.append(index)
@@ -222,6 +228,7 @@ def main() -> int:
     formats = args.format or ["DYNAMODB_JSON", "ION"]
 
     print(f"machine: {machine()}")
+    print(f"build: {build_info()}")
     ok = True
     with tempfile.TemporaryDirectory(prefix="ddbsync-bench-") as tmp:
         items = [r["dynamodb"]["NewImage"] for r in make_records(count)]

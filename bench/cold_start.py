@@ -1,7 +1,7 @@
 """Cold start of the stream-indexer handler: import time, build time and peak RSS, in fresh interpreters.
 
 * baseline: ``import boto3; import json`` (the floor any Python Lambda with boto3 pays);
-* candidate: ``import ddbsync.indexer``, then ``make_handler(Settings.from_env())``
+* candidate: ``import ddbsync.indexer``, then ``make_handler()`` (settings from the environment)
   (no network at build time), then, in the same process, one batch of 1,000 stream
   records handled against the local OpenSearch (fresh alias: the first batch also
   creates the index, as on a real first cold start).
@@ -27,14 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from _common import fake_aws_env, machine, make_records, median
-
-OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200").rstrip("/")
+from _common import ENTRY_MODULE, OPENSEARCH_URL, fake_aws_env, index_name, machine, make_records, median
 
 _BASELINE = """
 import time, resource
@@ -46,13 +43,14 @@ print(json.dumps({"import_s": t1 - t0,
                   "rss_import_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
+# What functions/stream_indexer/app.py does (import the module, make_handler() from the
+# environment), in two timed steps.
 _CANDIDATE = """
-import time, resource, sys
+import time, resource, sys, importlib
 t0 = time.perf_counter()
-import ddbsync.indexer
+entry = importlib.import_module("@ENTRY@")
 t1 = time.perf_counter()
-from ddbsync.config import Settings
-handler = ddbsync.indexer.make_handler(Settings.from_env())
+handler = entry.make_handler()
 t2 = time.perf_counter()
 rss_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 import json
@@ -74,7 +72,7 @@ if len(sys.argv) > 1:
     out["batch_s"] = t4 - t3
     out["rss_batch_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps(out), file=sys.stderr)
-"""
+""".replace("@ENTRY@", ENTRY_MODULE)
 
 
 def child_env(alias: str) -> dict[str, str]:
@@ -116,7 +114,7 @@ def importtime(env: dict[str, str], runs: int) -> tuple[list[tuple[str, float]],
     cums: dict[str, list[int]] = defaultdict(list)
     for _ in range(runs):
         proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", "import ddbsync.indexer"],
+            [sys.executable, "-X", "importtime", "-c", f"import {ENTRY_MODULE}"],
             env=env,
             capture_output=True,
             text=True,
@@ -160,7 +158,7 @@ def main() -> int:
             run(_BASELINE, child_env("unused"))
             run(_CANDIDATE, child_env("unused"), last_line_from="stderr")
             for r in range(runs):
-                alias = f"bench-cold-{uuid.uuid4().hex[:10]}"
+                alias = index_name("cold")
                 aliases.append(alias)
                 for side in ("base", "cand") if r % 2 == 0 else ("cand", "base"):
                     if side == "base":
@@ -184,7 +182,7 @@ def main() -> int:
         f"process wall {med(base, 'wall_s') * 1000:7.1f} ms   "
         f"peak RSS {med(base, 'rss_import_kb') / 1024:6.1f} MiB"
     )
-    print(f"candidate import ddbsync.indexer:     {c_imp * 1000:8.1f} ms")
+    print(f"candidate import {ENTRY_MODULE}:     {c_imp * 1000:8.1f} ms")
     print(f"candidate make_handler (no network):  {c_build * 1000:8.1f} ms")
     print(
         f"candidate import + build:             {(c_imp + c_build) * 1000:8.1f} ms   "
@@ -198,7 +196,7 @@ def main() -> int:
     ratio_t = med([{"x": c["import_s"] + c["build_s"]} for c in cand], "x") / b_imp
     ratio_m = med(cand, "rss_import_kb") / med(base, "rss_import_kb")
     print(f"ratio (import+build)/baseline import: {ratio_t:.2f}x time, {ratio_m:.2f}x peak RSS (no target)")
-    print("\nslowest imports of `import ddbsync.indexer` (python -X importtime, median us):")
+    print(f"\nslowest imports of `import {ENTRY_MODULE}` (python -X importtime, median us):")
     print("  by self time:")
     for name, us in top_self:
         print(f"    {us / 1000:8.1f} ms  {name}")
