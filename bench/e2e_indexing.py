@@ -246,6 +246,8 @@ def main() -> int:
     parser.add_argument("--batch", type=int, action="append", help="records per invocation (repeatable)")
     parser.add_argument("--build", action="append", default=[], metavar="LABEL=LAYER_DIR",
                         help="another ddbsync build (the directory holding its ddbsync/)")  # fmt: skip
+    parser.add_argument("--raw-from", default="python", metavar="LABEL",
+                        help="the build whose client the raw side uses (default: python)")  # fmt: skip
     parser.add_argument("--signing", action=argparse.BooleanOptionalAction, default=True,
                         help="SigV4 + gzip bodies, as for a managed domain (default on)")  # fmt: skip
     parser.add_argument("--tracing", action=argparse.BooleanOptionalAction, default=True,
@@ -266,7 +268,7 @@ def main() -> int:
         label, _, path = spec.partition("=")
         builds[label] = Path(path).resolve()
     print(f"machine: {machine()}")
-    sides = {"raw": Side("raw", builds["python"], args, start)}
+    sides = {"raw": Side("raw", builds[args.raw_from], args, start)}
     for label, layer in builds.items():
         sides[f"handler:{label}"] = Side(f"handler:{label}", layer, args, start)
     try:
