@@ -237,7 +237,9 @@ def main() -> int:
             met = ratio >= TARGET
             ok = ok and met
             verdict = f"  target >= {TARGET}: {'MET' if met else 'MISSED'}"
-        print(f"batch {size:5d}: ratio ddbsync/peer {ratio:.2f}{verdict}")
+        paired = median([o / p for o, p in zip(ours, peer, strict=True)])
+        print(f"batch {size:5d}: ratio ddbsync/peer {ratio:.2f} (median of per-round ratios {paired:.2f})"
+              f"{verdict}")  # fmt: skip
 
     batches, final = same_second_history(items, args.invocations)
     updates = items * (args.invocations - 1)
