@@ -51,7 +51,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,28 +72,28 @@ def _peak_kib() -> int:
 
 def child(mode: str, path: str, null: bool, bulk_max_bytes: int | None) -> dict[str, object]:
     """Run in a fresh interpreter; everything imported here counts towards the peak."""
-    from ddbsync.backfill.files import index_items
-    from ddbsync.config import Settings
-    from ddbsync.dynamodb.export_format import iter_export_items
-    from ddbsync.opensearch.bulk import Deadline
-    from ddbsync.opensearch.client import build_client
-    from ddbsync.opensearch.indices import create_backfill_index
-    from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta
+    from _common import ddb, index_name
+
+    api = ddb()  # ddbsync's names, imported here (they count towards the peak)
+    index_items, Deadline, Settings = api.index_items, api.Deadline, api.Settings
+    iter_export_items, create_backfill_index = api.iter_export_items, api.create_backfill_index
+    build_client, OpenSearchTransport = api.build_client, api.OpenSearchTransport
+    BulkItemResult = api.BulkItemResult
 
     class NullTransport:
         """A Transport that sends nothing and answers 201 for every action."""
 
-        def bulk(self, body: bytes, timeout_s: float) -> list[BulkItemResult]:
+        def bulk(self, body: bytes, timeout_s: float) -> list[Any]:
             return [BulkItemResult(201)] * (body.count(b"\n") // 2)
 
-        def mget(self, index: str, ids: Sequence[str], timeout_s: float) -> list[StoredMeta]:
+        def mget(self, index: str, ids: Sequence[str], timeout_s: float) -> list[Any]:
             raise AssertionError("a fresh index has no version conflicts")
 
     url = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200").rstrip("/")
     env = {
         "OPENSEARCH_ENDPOINT": url,
         "OPENSEARCH_SERVICE": "none",
-        "INDEX_ALIAS": f"bench-mem-{uuid.uuid4().hex[:10]}",
+        "INDEX_ALIAS": index_name("mem"),
         "PARTITION_KEY": "pk",
         "SORT_KEY": "sk",
         "TIMEOUT_MARGIN_MS": "0",
@@ -157,8 +156,9 @@ def child(mode: str, path: str, null: bool, bulk_max_bytes: int | None) -> dict[
 def generate(path: Path, size_bytes: int, seed: int = 11) -> tuple[int, int]:
     """A gzip DYNAMODB_JSON data file of at least ``size_bytes`` of lines; returns (lines, bytes)."""
     # The item mix of make_records, generated one item at a time.
-    from _common import _image
-    from ddbsync_local.exporter import json_line
+    from _common import _image, ddb
+
+    json_line = ddb().json_line
 
     rng = random.Random(seed)
     written = lines = 0
@@ -179,8 +179,9 @@ def large_item(rng: random.Random, i: int, line_bytes: int, sentences: Sequence[
     About half of the line is ``events``, a list of small maps (each value parses to a few
     Python objects), the rest ``notes``, one long string.
     """
-    from _common import _WORDS, _image
-    from ddbsync_local.exporter import json_line
+    from _common import _WORDS, _image, ddb
+
+    json_line = ddb().json_line
 
     item: dict[str, Any] = {"pk": {"S": f"tenant-{i % 50}"}, "sk": {"S": f"item-{i:08d}"}}
     item.update(_image(rng, i))
@@ -208,10 +209,15 @@ def large_item(rng: random.Random, i: int, line_bytes: int, sentences: Sequence[
     return item
 
 
+def _large(path: Path, *, size: int, items: int) -> tuple[int, int]:
+    return generate_large(path, size, items)
+
+
 def generate_large(path: Path, line_bytes: int, count: int, seed: int = 13) -> tuple[int, int]:
     """A gzip DYNAMODB_JSON data file of ``count`` lines of about ``line_bytes``; (lines, bytes)."""
-    from _common import _WORDS
-    from ddbsync_local.exporter import json_line
+    from _common import _WORDS, ddb
+
+    json_line = ddb().json_line
 
     rng = random.Random(seed)
     sentences = [" ".join(rng.choices(_WORDS, k=rng.randint(6, 14))) + "." for _ in range(500)]
@@ -282,8 +288,7 @@ def main() -> int:
             ("full", lambda p: generate(p, size_mb * 2**20)),
         ]
         for kb in large_kb:
-            large = functools.partial(generate_large, line_bytes=kb * 1024, count=args.large_items)
-            jobs.append((f"{kb}KB", large))
+            jobs.append((f"{kb}KB", functools.partial(_large, size=kb * 1024, items=args.large_items)))
         for name, make in jobs:
             path = Path(tmp) / f"{name}.json.gz"
             start = time.perf_counter()

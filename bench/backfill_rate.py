@@ -2,7 +2,7 @@
 
 Items are the ``NewImage`` of ``_common.make_records`` (keys ``pk``/``sk`` included),
 written once, outside any timed region, as gzip export data files in AWS's line
-format with ``ddbsync_local.exporter.json_line`` (``DYNAMODB_JSON``) or ``ion_line``
+format with ``ddbsync.local.exporter.json_line`` (``DYNAMODB_JSON``) or ``ion_line``
 (``ION``) into a temporary directory. Both sides write the same documents (same ids,
 same export version, same sources) through the same opensearch-py client, in the same
 chunks (``backfill_files.CHUNK_ITEMS`` items per ``_bulk``):
@@ -36,25 +36,31 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from _common import alternate, fake_aws_env, machine, make_records, median
+from _common import (
+    OPENSEARCH_URL,
+    alternate,
+    build_info,
+    ddb,
+    fake_aws_env,
+    index_name,
+    machine,
+    make_records,
+    median,
+)
 
 os.environ.update(fake_aws_env())
 
-from tests.support import OPENSEARCH_URL
-
-from ddbsync.backfill.files import CHUNK_ITEMS, export_change, index_items
-from ddbsync.config import Settings
-from ddbsync.dynamodb.export_format import iter_export_items
-from ddbsync.opensearch.bulk import Deadline, Write, source_of
-from ddbsync.opensearch.client import build_client
-from ddbsync.opensearch.indices import create_backfill_index
-from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, StoredMeta
-from ddbsync_local.exporter import ion_line, json_line
+_api = ddb()  # ddbsync's names, from wherever this version keeps them
+CHUNK_ITEMS, export_change, index_items = _api.CHUNK_ITEMS, _api.export_change, _api.index_items
+Deadline, Write, source_of = _api.Deadline, _api.Write, _api.source_of
+Settings, build_client, create_backfill_index = _api.Settings, _api.build_client, _api.create_backfill_index
+iter_export_items, ion_line, json_line = _api.iter_export_items, _api.ion_line, _api.json_line
+BulkItemResult, StoredMeta = _api.BulkItemResult, _api.StoredMeta
+OpenSearchTransport = _api.OpenSearchTransport
 
 TARGET = 0.8
 TARGET_FORMAT = "DYNAMODB_JSON"
@@ -79,12 +85,12 @@ _TARGET = "@@target@@"
 
 
 class NullTransport:
-    """A :class:`ddbsync.opensearch.transport.Transport` that sends nothing; 201 for every action."""
+    """A :class:`ddbsync.transport.Transport` that sends nothing and answers 201 for every action."""
 
-    def bulk(self, body: bytes, timeout_s: float) -> list[BulkItemResult]:
+    def bulk(self, body: bytes, timeout_s: float) -> list[Any]:
         return [BulkItemResult(201)] * (body.count(b"\n") // 2)
 
-    def mget(self, index: str, ids: Sequence[str], timeout_s: float) -> list[StoredMeta]:
+    def mget(self, index: str, ids: Sequence[str], timeout_s: float) -> list[Any]:
         raise AssertionError("a fresh index has no version conflicts")
 
 
@@ -127,7 +133,7 @@ class Bench:
 
     def fresh_target(self) -> tuple[str, str]:
         """A new backfill index (``<alias>-<stamp>``) and its ``<alias>-next`` alias."""
-        alias = f"bench-bf-{uuid.uuid4().hex[:10]}"
+        alias = index_name("bf")
         prepared = create_backfill_index(self.client, alias, self.settings.index_template, "20261122000000")
         index, target = str(prepared["new_index"]), str(prepared["next_alias"])
         self.indices.append(index)
@@ -222,6 +228,7 @@ def main() -> int:
     formats = args.format or ["DYNAMODB_JSON", "ION"]
 
     print(f"machine: {machine()}")
+    print(f"build: {build_info()}")
     ok = True
     with tempfile.TemporaryDirectory(prefix="ddbsync-bench-") as tmp:
         items = [r["dynamodb"]["NewImage"] for r in make_records(count)]

@@ -4,7 +4,7 @@ Both sides turn the same INSERT stream records into the same two NDJSON lines
 per record (bulk action line + document source, UTF-8 bytes):
 
 * candidate: ``ddbsync.mapping.map_record(decode=False)`` -> ``materialize()`` (decode the
-  image) -> ``ddbsync.opensearch.bulk.Write(...).lines()`` (what the indexer, ``make_writes`` and
+  image) -> ``ddbsync.bulk.Write(...).lines()`` (what the indexer, ``make_writes`` and
   ``chunks`` do per write);
 * baseline: boto3 ``TypeDeserializer`` over ``NewImage``, the same ``pk|sk`` id,
   version and ``_ddbsync`` meta, ``json.dumps(default=...)`` turning Decimal into
@@ -32,11 +32,13 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
 
-from _common import alternate, machine, make_records, median
-from ddbsync.dynamodb.decode import decode_item, dumps_bytes
-from ddbsync.mapping import map_record, materialize
-from ddbsync.opensearch.bulk import Write, source_of
-from ddbsync.versioning import stream_version
+from _common import alternate, build_info, ddb, machine, make_records, median
+
+_api = ddb()  # ddbsync's names, from wherever this version keeps them
+Write, source_of = _api.Write, _api.source_of
+decode_item, dumps_bytes = _api.decode_item, _api.dumps_bytes
+map_record, materialize = _api.map_record, _api.materialize
+stream_version = _api.stream_version
 
 TARGET = 4.0
 ALIAS = "bench"
@@ -188,6 +190,7 @@ def main() -> int:
     base_rate, cand_rate = median(base), median(cand)
     ratio = cand_rate / base_rate
     print(f"machine: {machine()}")
+    print(f"build: {build_info()}")
     print(f"records: {count} INSERT stream records, mean {record_bytes:.0f} bytes as compact JSON")
     print(f"rounds: {rounds} (alternating), medians reported")
     print(
