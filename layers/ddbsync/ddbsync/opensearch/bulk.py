@@ -150,7 +150,7 @@ def make_writes(changes: Sequence[Change], targets: Sequence[str]) -> list[Write
         result = None
         try:
             source = source_of(change)
-        except (DdbsyncError, TypeError, ValueError) as e:
+        except DdbsyncError as e:  # dumps_bytes: a DecodeError naming what orjson refused
             source = b""
             reason = f"document cannot be serialized: {e.__cause__ or e}"
             result = WriteResult(Outcome.POISON, None, "unserializable_document", reason)
