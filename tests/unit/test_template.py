@@ -266,8 +266,12 @@ elif args and args[0] == "export":
     sys.stdout.write(os.environ["FAKE_EXPORTED"])
 if "install" in args:
     target = args[args.index("--target") + 1]
-    os.makedirs(os.path.join(target, "orjson"))
-    open(os.path.join(target, "orjson", "__init__.py"), "w").close()
+    for module in ("orjson", "amazon/ionbenchmark", "amazon/objects-Release",
+                   "aws_lambda_powertools/event_handler", "aws_lambda_powertools/utilities/jmespath_utils",
+                   "aws_lambda_powertools/utilities/typing", "aws_lambda_powertools/utilities/batch"):
+        os.makedirs(os.path.join(target, module))
+        open(os.path.join(target, module, "__init__.py"), "w").close()
+    open(os.path.join(target, "aws_lambda_powertools", "utilities", "__init__.py"), "w").close()
     os.makedirs(os.path.join(target, "bin"))
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps(entry) + "\\n")
@@ -293,7 +297,9 @@ def test_the_layer_build_installs_the_locked_arm64_wheels_and_the_package_as_sou
         "ARTIFACTS_DIR": str(artifacts), "UV": str(tools / "uv"), "PIP_PYTHON": str(tools / "pip-python"),
         "FAKE_LOG": str(log), "FAKE_EXPORTED": exported, "FAKE_COMPILED": compiled,
     })  # fmt: skip
-    pip_version, export, compile_, install = [json.loads(line) for line in log.read_text().splitlines()]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    pip_version, export, compile_, install = calls[:4]
+    assert all(call["args"][0] == "-c" for call in calls[4:])  # then only measures the layer's size
 
     # The versions: uv.lock's, refusing a lock out of date with pyproject.toml, without the dev
     # groups, and without what the Lambda runtime provides or ddbsync never imports.
@@ -318,17 +324,30 @@ def test_the_layer_build_installs_the_locked_arm64_wheels_and_the_package_as_sou
     platforms = {args[i + 1] for i, a in enumerate(args) if a == "--platform"}
     assert platforms == {f"manylinux{v}_aarch64" for v in ("2014", "_2_17", "_2_28", "_2_34")}
 
-    # The package goes in as its source, pure Python, without what a local run left behind.
+    # The package goes in as its source, pure Python, without what a local run left behind;
+    # with a Python 3.13 on this machine, next to its bytecode for Lambda's python3.13.
     layer = artifacts / "python"
-    assert sorted(p.name for p in layer.iterdir()) == ["ddbsync", "orjson"]  # no console scripts (bin/)
+    assert sorted(p.name for p in layer.iterdir()) == ["amazon", "aws_lambda_powertools", "ddbsync", "orjson"]
     source_files = {
         p.relative_to(LAYER_SOURCE)
         for p in (LAYER_SOURCE / "ddbsync").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
     shipped = {p.relative_to(layer) for p in (layer / "ddbsync").rglob("*") if p.is_file()}
-    assert shipped == source_files
-    assert {p.suffix for p in shipped} == {".py", ".typed", ".json"}
+    assert {p for p in shipped if p.suffix != ".pyc"} == source_files
+    assert {p.suffix for p in source_files} == {".py", ".typed", ".json"}
+    bytecode = {p for p in shipped if p.suffix == ".pyc"}
+    assert all(p.name.endswith(".cpython-313.pyc") and p.parent.name == "__pycache__" for p in bytecode)
+    assert not any(p.name.startswith("config.") and b"left by a local run" in (layer / p).read_bytes()
+                   for p in bytecode)  # fmt: skip
+    # What nothing imports is left out of the installed wheels; what Powertools' Logger,
+    # Metrics and Tracer use stays.
+    kept = {p.relative_to(layer).as_posix() for p in layer.rglob("*") if p.is_dir()}
+    for gone in ("amazon/ionbenchmark", "amazon/objects-Release", "aws_lambda_powertools/event_handler",
+                 "aws_lambda_powertools/utilities/batch"):
+        assert gone not in kept
+    powertools = "aws_lambda_powertools/utilities"
+    assert {f"{powertools}/jmespath_utils", f"{powertools}/typing"} <= kept
 
 
 # ---------------------------------------------------------------- stream event source mapping
