@@ -52,6 +52,7 @@ PROGRAM = textwrap.dedent(
 
     sys.meta_path.insert(0, Blocked())
 
+    import ddbsync.archive.handler
     import ddbsync.backfill.steps
     import ddbsync.cli.commands
     import ddbsync.cli.repair

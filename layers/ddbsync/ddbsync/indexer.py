@@ -10,7 +10,7 @@ configuration, or safely in the DLQ.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,6 +46,7 @@ __all__ = [
     "BatchResult",
     "LambdaContextLike",
     "StreamIndexer",
+    "batch_item_failures",
 ]
 
 
@@ -84,16 +85,21 @@ class BatchResult(Ledger):
         return self.count(Disposition.DEAD_LETTERED)
 
     def response(self) -> dict[str, list[dict[str, str]]]:
-        failed = set(self.failed_sequence_numbers)
-        if any(not (s.isascii() and s.isdigit()) for s in failed):
-            # A failed record without a usable SequenceNumber (a hand-made or corrupt event)
-            # cannot be named. AWS Lambda, "Configuring partial batch response with DynamoDB
-            # and Lambda": an empty-string or null itemIdentifier makes Lambda treat the
-            # invocation as a complete failure and retry the whole batch per the retry policy
-            # (and send its pointer to the on-failure destination at the end). Naming another
-            # record would checkpoint past the unnamed one and lose it.
-            return {"batchItemFailures": [{"itemIdentifier": ""}]}
-        return {"batchItemFailures": [{"itemIdentifier": s} for s in sorted(failed, key=int)]}
+        return batch_item_failures(self.failed_sequence_numbers)
+
+
+def batch_item_failures(sequence_numbers: Iterable[str]) -> dict[str, list[dict[str, str]]]:
+    """The ReportBatchItemFailures response naming ``sequence_numbers`` (the archiver uses it too)."""
+    failed = set(sequence_numbers)
+    if any(not (s.isascii() and s.isdigit()) for s in failed):
+        # A failed record without a usable SequenceNumber (a hand-made or corrupt event)
+        # cannot be named. AWS Lambda, "Configuring partial batch response with DynamoDB
+        # and Lambda": an empty-string or null itemIdentifier makes Lambda treat the
+        # invocation as a complete failure and retry the whole batch per the retry policy
+        # (and send its pointer to the on-failure destination at the end). Naming another
+        # record would checkpoint past the unnamed one and lose it.
+        return {"batchItemFailures": [{"itemIdentifier": ""}]}
+    return {"batchItemFailures": [{"itemIdentifier": s} for s in sorted(failed, key=int)]}
 
 
 class StreamIndexer:
