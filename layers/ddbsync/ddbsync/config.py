@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 
 from ddbsync.errors import ConfigError
 
-__all__ = ["DEFAULT_INDEX_TEMPLATE", "Settings"]
+__all__ = ["BUCKET_NAME", "DEFAULT_INDEX_TEMPLATE", "KMS_KEY_ARN", "EnvReader", "Settings"]
 
 DEFAULT_INDEX_TEMPLATE = Path(__file__).parent / "templates" / "index.json"
 
@@ -24,8 +24,8 @@ _SERVICES = ("es", "aoss", "none")
 _TTL_MODES = ("delete", "keep")
 # S3 bucket naming rules (general purpose buckets): 3-63 characters, lower-case letters, digits,
 # dots and hyphens, starting and ending with a letter or digit, no "..", not an IP address.
-_BUCKET = re.compile(r"(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
+BUCKET_NAME = re.compile(r"(?!\d+\.\d+\.\d+\.\d+$)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+KMS_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +68,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_dlq: bool = True) -> Settings:
         """Build settings from ``env`` (default ``os.environ``); raise ConfigError listing all problems."""
-        read = _EnvReader(os.environ if env is None else env)
+        read = EnvReader(os.environ if env is None else env)
         endpoint = read.required("OPENSEARCH_ENDPOINT").rstrip("/")
         read.check(
             not endpoint or _is_http_url(endpoint),
@@ -107,13 +107,13 @@ class Settings:
         next_check = read.integer("NEXT_ALIAS_CHECK_SECONDS", 30, 0, 3600)
         letter_bucket = read.optional("DEAD_LETTER_BUCKET")
         read.check(
-            letter_bucket is None or _BUCKET.fullmatch(letter_bucket) is not None,
+            letter_bucket is None or BUCKET_NAME.fullmatch(letter_bucket) is not None,
             f"DEAD_LETTER_BUCKET must be an S3 bucket name (3-63 characters: lower-case letters, "
             f"digits, '.', '-'; no s3:// prefix, no key), got {letter_bucket!r}",
         )
         letter_key = read.optional("DEAD_LETTER_KMS_KEY_ID")
         read.check(
-            letter_key is None or _KMS_KEY_ARN.fullmatch(letter_key) is not None,
+            letter_key is None or KMS_KEY_ARN.fullmatch(letter_key) is not None,
             f"DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN "
             f"(arn:aws:kms:<region>:<account>:key/<id>), got {letter_key!r}",
         )
@@ -147,7 +147,7 @@ class Settings:
         )
 
 
-class _EnvReader:
+class EnvReader:
     """Reads environment variables, collecting every problem instead of stopping at the first."""
 
     def __init__(self, env: Mapping[str, str]) -> None:

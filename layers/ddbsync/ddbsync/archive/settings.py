@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ddbsync.config import _BUCKET, _KMS_KEY_ARN, _EnvReader
+from ddbsync.config import BUCKET_NAME, KMS_KEY_ARN, EnvReader
 from ddbsync.errors import ConfigError
 
 __all__ = ["ArchiveSettings"]
@@ -38,7 +38,7 @@ class ArchiveSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ArchiveSettings:
         """Build settings from ``env`` (default ``os.environ``); raise ConfigError listing all problems."""
-        read = _EnvReader(os.environ if env is None else env)
+        read = EnvReader(os.environ if env is None else env)
         stream = read.required("ARCHIVE_STREAM_NAME")
         read.check(
             not stream or _STREAM_NAME.fullmatch(stream) is not None,
@@ -52,13 +52,13 @@ class ArchiveSettings:
         read.check(base <= cap, f"RETRY_BASE_MS ({base}) must not exceed RETRY_MAX_MS ({cap})")
         bucket = read.optional("DEAD_LETTER_BUCKET")
         read.check(
-            bucket is None or _BUCKET.fullmatch(bucket) is not None,
+            bucket is None or BUCKET_NAME.fullmatch(bucket) is not None,
             f"DEAD_LETTER_BUCKET must be an S3 bucket name (3-63 characters: lower-case letters, "
             f"digits, '.', '-'; no s3:// prefix, no key), got {bucket!r}",
         )
         key = read.optional("DEAD_LETTER_KMS_KEY_ID")
         read.check(
-            key is None or _KMS_KEY_ARN.fullmatch(key) is not None,
+            key is None or KMS_KEY_ARN.fullmatch(key) is not None,
             f"DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
             f"got {key!r}",
         )
