@@ -13,7 +13,10 @@ outcome means for the records behind it is decided here, once:
   lists it.
 
 A :class:`Ledger` holds one slot per record (batch position or line); a record given
-two outcomes is a bug and raises :class:`~ddbsync.errors.AccountingError`.
+two outcomes is a bug and raises :class:`~ddbsync.errors.AccountingError`. The Lambdas on
+the stream (the indexer and the archiver) keep a :class:`BatchLedger`: records the DLQ took
+are settled by :func:`dead_letter`, and :meth:`BatchLedger.finish` turns what failed into
+``batchItemFailures``.
 """
 
 from __future__ import annotations
@@ -22,11 +25,23 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ddbsync.errors import AccountingError
-from ddbsync.mapping import Change
+from ddbsync.dlq import DeadLetter, DeadLetterSink
+from ddbsync.dynamodb.stream import RawRecord
+from ddbsync.errors import AccountingError, DeadLetterError
+from ddbsync.mapping import Change, sequence_number_of
+from ddbsync.observability import logger
 from ddbsync.opensearch.bulk import Outcome, Write, WriteResult
 
-__all__ = ["ChangeOutcome", "Disposition", "Ledger", "change_outcomes", "settle_writes"]
+__all__ = [
+    "BatchLedger",
+    "ChangeOutcome",
+    "Disposition",
+    "Ledger",
+    "batch_item_failures",
+    "change_outcomes",
+    "dead_letter",
+    "settle_writes",
+]
 
 
 class Disposition(enum.Enum):
@@ -67,6 +82,72 @@ class Ledger:
 
     def positions(self, disposition: Disposition) -> list[int]:
         return [i for i, d in enumerate(self.dispositions) if d is disposition]
+
+
+@dataclass(slots=True)
+class BatchLedger(Ledger):
+    """The ledger of one Lambda batch of stream records; ``failed_sequence_numbers`` are reported."""
+
+    received: int = 0
+    retries: int = 0
+    failed_sequence_numbers: list[str] = field(default_factory=list)
+
+    def finish(self, records: Sequence[RawRecord]) -> None:
+        """Fail what has no outcome (a bug: Lambda delivers it again), and name every failed record."""
+        gaps = self.gaps()
+        if gaps:
+            logger.error("records without an outcome; reported as failures", extra={"positions": gaps})
+            self.settle(gaps, Disposition.FAILED)
+        self.failed_sequence_numbers = [
+            sequence_number_of(records[i]) for i in self.positions(Disposition.FAILED)
+        ]
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        return batch_item_failures(self.failed_sequence_numbers)
+
+
+def batch_item_failures(sequence_numbers: Iterable[str]) -> dict[str, list[dict[str, str]]]:
+    """The ReportBatchItemFailures response naming ``sequence_numbers``."""
+    failed = set(sequence_numbers)
+    if any(not (s.isascii() and s.isdigit()) for s in failed):
+        # A failed record without a usable SequenceNumber (a hand-made or corrupt event)
+        # cannot be named. AWS Lambda, "Configuring partial batch response with DynamoDB
+        # and Lambda": an empty-string or null itemIdentifier makes Lambda treat the
+        # invocation as a complete failure and retry the whole batch per the retry policy
+        # (and send its pointer to the on-failure destination at the end). Naming another
+        # record would checkpoint past the unnamed one and lose it.
+        return {"batchItemFailures": [{"itemIdentifier": ""}]}
+    return {"batchItemFailures": [{"itemIdentifier": s} for s in sorted(failed, key=int)]}
+
+
+def dead_letter(
+    ledger: Ledger,
+    sink: DeadLetterSink,
+    letters: Sequence[DeadLetter],
+    members: Sequence[Iterable[int]],
+    what: str,
+) -> None:
+    """Send ``letters`` to the DLQ; settle each one's records DEAD_LETTERED, or FAILED if refused.
+
+    ``what`` names the letters in the log ("poison record"...): one warning line per letter,
+    with its sequence number and error type, never the item.
+    """
+    if not letters:
+        return
+    refused: set[str] = set()
+    try:
+        sink.send(letters)
+    except DeadLetterError as e:
+        logger.error(f"record DLQ refused letters ({what}); they stay unhandled", extra={"reason": e.reason})
+        refused = set(e.failed_ids)
+    for letter, positions in zip(letters, members, strict=True):
+        accepted = letter.sequence_number not in refused
+        ledger.settle(positions, Disposition.DEAD_LETTERED if accepted else Disposition.FAILED)
+        logger.warning(
+            what,
+            extra={"sequence_number": letter.sequence_number, "error_type": letter.error_type,
+                   "status": letter.status, "dead_lettered": accepted},
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

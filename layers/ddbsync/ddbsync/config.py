@@ -98,29 +98,12 @@ class Settings:
         max_actions = read.integer("BULK_MAX_ACTIONS", 1000, 1, 10_000)
         max_doc = read.integer("MAX_DOCUMENT_BYTES", 10 * 1024 * 1024, 1024, 100 * 1024 * 1024)
         margin = read.integer("TIMEOUT_MARGIN_MS", 10_000, 0, 600_000)
-        base = read.integer("RETRY_BASE_MS", 100, 1, 60_000)
-        cap = read.integer("RETRY_MAX_MS", 20_000, 1, 600_000)
-        read.check(base <= cap, f"RETRY_BASE_MS ({base}) must not exceed RETRY_MAX_MS ({cap})")
+        base, cap = read.retries()
         template = Path(read.optional("INDEX_TEMPLATE") or DEFAULT_INDEX_TEMPLATE)
         read.check(template.is_file(), f"INDEX_TEMPLATE {str(template)!r} is not a readable file")
         manage = read.choice("MANAGE_INDEX", ("true", "false"), "true") == "true"
         next_check = read.integer("NEXT_ALIAS_CHECK_SECONDS", 30, 0, 3600)
-        letter_bucket = read.optional("DEAD_LETTER_BUCKET")
-        read.check(
-            letter_bucket is None or BUCKET_NAME.fullmatch(letter_bucket) is not None,
-            f"DEAD_LETTER_BUCKET must be an S3 bucket name (3-63 characters: lower-case letters, "
-            f"digits, '.', '-'; no s3:// prefix, no key), got {letter_bucket!r}",
-        )
-        letter_key = read.optional("DEAD_LETTER_KMS_KEY_ID")
-        read.check(
-            letter_key is None or KMS_KEY_ARN.fullmatch(letter_key) is not None,
-            f"DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN "
-            f"(arn:aws:kms:<region>:<account>:key/<id>), got {letter_key!r}",
-        )
-        read.check(
-            letter_key is None or letter_bucket is not None,
-            "DEAD_LETTER_KMS_KEY_ID is set but DEAD_LETTER_BUCKET is not",
-        )
+        letter_bucket, letter_key = read.dead_letter_bucket()
 
         if read.problems:
             raise ConfigError(read.problems)
@@ -177,6 +160,32 @@ class EnvReader:
             return default
         self.check(low <= value <= high, f"{name} must be between {low} and {high}, got {value}")
         return value
+
+    def retries(self) -> tuple[int, int]:
+        """RETRY_BASE_MS and RETRY_MAX_MS: the backoff of every writer that retries."""
+        base = self.integer("RETRY_BASE_MS", 100, 1, 60_000)
+        cap = self.integer("RETRY_MAX_MS", 20_000, 1, 600_000)
+        self.check(base <= cap, f"RETRY_BASE_MS ({base}) must not exceed RETRY_MAX_MS ({cap})")
+        return base, cap
+
+    def dead_letter_bucket(self) -> tuple[str | None, str | None]:
+        """DEAD_LETTER_BUCKET and DEAD_LETTER_KMS_KEY_ID: where letters too big for SQS go."""
+        bucket = self.optional("DEAD_LETTER_BUCKET")
+        self.check(
+            bucket is None or BUCKET_NAME.fullmatch(bucket) is not None,
+            f"DEAD_LETTER_BUCKET must be an S3 bucket name (3-63 characters: lower-case letters, "
+            f"digits, '.', '-'; no s3:// prefix, no key), got {bucket!r}",
+        )
+        key = self.optional("DEAD_LETTER_KMS_KEY_ID")
+        self.check(
+            key is None or KMS_KEY_ARN.fullmatch(key) is not None,
+            f"DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN "
+            f"(arn:aws:kms:<region>:<account>:key/<id>), got {key!r}",
+        )
+        self.check(
+            key is None or bucket is not None, "DEAD_LETTER_KMS_KEY_ID is set but DEAD_LETTER_BUCKET is not"
+        )
+        return bucket, key
 
     def choice(self, name: str, options: tuple[str, ...], default: str | None) -> str:
         raw = self.env.get(name, "").strip().lower()

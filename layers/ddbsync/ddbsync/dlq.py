@@ -199,6 +199,21 @@ class SqsDeadLetters:
         self.queue_url = queue_url
         self.bucket = bucket
 
+    @classmethod
+    def configured(
+        cls,
+        sqs: SQSClient,
+        queue_url: str,
+        bucket: str | None,
+        kms_key_id: str | None = None,
+        *,
+        s3: S3Client | None = None,
+        region: str | None = None,
+    ) -> SqsDeadLetters:
+        """The DLQ as the settings name it (``RECORD_DLQ_URL``, ``DEAD_LETTER_BUCKET``, its key)."""
+        letters = LetterBucket(bucket, kms_key_id=kms_key_id, s3=s3, region=region) if bucket else None
+        return cls(sqs, queue_url, letters)
+
     def send(self, letters: Sequence[DeadLetter]) -> None:
         send_dead_letters(self.sqs, self.queue_url, letters, self.bucket)
 

@@ -10,15 +10,15 @@ configuration, or safely in the DLQ.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from ddbsync.accounting import Disposition, Ledger, settle_writes
+from ddbsync.accounting import BatchLedger, Disposition, dead_letter, settle_writes
 from ddbsync.config import Settings
-from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
+from ddbsync.dlq import DeadLetter, DeadLetterSink, SqsDeadLetters
 from ddbsync.dynamodb.stream import RawRecord
-from ddbsync.errors import DeadLetterError, IndexAdminError
+from ddbsync.errors import IndexAdminError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import (
     Change,
@@ -46,7 +46,6 @@ __all__ = [
     "BatchResult",
     "LambdaContextLike",
     "StreamIndexer",
-    "batch_item_failures",
 ]
 
 
@@ -55,7 +54,7 @@ class LambdaContextLike(Protocol):
 
 
 @dataclass(slots=True)
-class BatchResult(Ledger):
+class BatchResult(BatchLedger):
     """What one batch did: one :class:`Disposition` per record, and the documents written.
 
     ``indexed``/``deleted`` count documents (a document may stand for several folded
@@ -63,13 +62,10 @@ class BatchResult(Ledger):
     batchItemFailures.
     """
 
-    received: int = 0
     indexed: int = 0
     deleted: int = 0
     superseded: int = 0  # stale records whose write OpenSearch rejected, but a newer change is indexed
-    retries: int = 0
     max_latency_ms: float | None = None
-    failed_sequence_numbers: list[str] = field(default_factory=list)
 
     @property
     def stale(self) -> int:
@@ -83,23 +79,6 @@ class BatchResult(Ledger):
     def poison(self) -> int:
         """Records now in the record DLQ."""
         return self.count(Disposition.DEAD_LETTERED)
-
-    def response(self) -> dict[str, list[dict[str, str]]]:
-        return batch_item_failures(self.failed_sequence_numbers)
-
-
-def batch_item_failures(sequence_numbers: Iterable[str]) -> dict[str, list[dict[str, str]]]:
-    """The ReportBatchItemFailures response naming ``sequence_numbers`` (the archiver uses it too)."""
-    failed = set(sequence_numbers)
-    if any(not (s.isascii() and s.isdigit()) for s in failed):
-        # A failed record without a usable SequenceNumber (a hand-made or corrupt event)
-        # cannot be named. AWS Lambda, "Configuring partial batch response with DynamoDB
-        # and Lambda": an empty-string or null itemIdentifier makes Lambda treat the
-        # invocation as a complete failure and retry the whole batch per the retry policy
-        # (and send its pointer to the on-failure destination at the end). Naming another
-        # record would checkpoint past the unnamed one and lose it.
-        return {"batchItemFailures": [{"itemIdentifier": ""}]}
-    return {"batchItemFailures": [{"itemIdentifier": s} for s in sorted(failed, key=int)]}
 
 
 class StreamIndexer:
@@ -120,15 +99,10 @@ class StreamIndexer:
         self.settings = settings
         self.transport = transport
         self.sqs = sqs
-        if dead_letters is None:
-            bucket = None
-            if settings.dead_letter_bucket:
-                bucket = LetterBucket(
-                    settings.dead_letter_bucket, kms_key_id=settings.dead_letter_kms_key_id,
-                    s3=s3, region=settings.region,
-                )  # fmt: skip
-            dead_letters = SqsDeadLetters(sqs, settings.record_dlq_url, bucket)
-        self.dead_letters = dead_letters
+        self.dead_letters = dead_letters or SqsDeadLetters.configured(
+            sqs, settings.record_dlq_url, settings.dead_letter_bucket, settings.dead_letter_kms_key_id,
+            s3=s3, region=settings.region,
+        )  # fmt: skip
         self.client = client
         self.sleep = sleep
         self.clock = clock
@@ -283,26 +257,5 @@ class StreamIndexer:
                     result.deleted += 1
                 else:
                     result.indexed += 1
-        refused: set[str] = set()
-        if letters:
-            try:
-                self.dead_letters.send(letters)
-            except DeadLetterError as e:
-                logger.error("record DLQ refused poison records; they stay unhandled",
-                             extra={"reason": e.reason})
-                refused = set(e.failed_ids)
-            for letter, members in zip(letters, letter_members, strict=True):
-                accepted = letter.sequence_number not in refused
-                result.settle(members, Disposition.DEAD_LETTERED if accepted else Disposition.FAILED)
-                logger.warning(
-                    "poison record",
-                    extra={"sequence_number": letter.sequence_number, "error_type": letter.error_type,
-                           "status": letter.status, "dead_lettered": accepted},
-                )
-        gaps = result.gaps()
-        if gaps:  # a bug: never let a record go unaccounted, have Lambda deliver it again
-            logger.error("records without an outcome; reported as failures", extra={"positions": gaps})
-            result.settle(gaps, Disposition.FAILED)
-        result.failed_sequence_numbers = [
-            sequence_number_of(records[i]) for i in result.positions(Disposition.FAILED)
-        ]
+        dead_letter(result, self.dead_letters, letters, letter_members, "poison record")
+        result.finish(records)

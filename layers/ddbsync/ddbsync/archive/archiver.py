@@ -4,7 +4,7 @@ Flow: each record -> its archive line (``archive/lines.py``); a record that cann
 line, or whose line is over Firehose's 1,000 KiB record limit, goes whole to the record DLQ
 with its reason (``dlq.py``: SQS, or S3 behind a pointer over 256 KiB) -> the lines to
 Firehose (``archive/sender.py``) -> whatever is unsent when time is up, or refused by the
-DLQ, becomes ``batchItemFailures`` (the indexer's :func:`~ddbsync.indexer.batch_item_failures`).
+DLQ, becomes ``batchItemFailures`` (:class:`~ddbsync.accounting.BatchLedger`, as in the indexer).
 A record counts as handled only once Firehose accepted its line or it is safely in the DLQ.
 """
 
@@ -16,16 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from ddbsync.accounting import Disposition, Ledger
+from ddbsync.accounting import BatchLedger, Disposition, dead_letter
 from ddbsync.archive.lines import MAX_RECORD_BYTES, archive_line
 from ddbsync.archive.sender import Entry, FirehoseClient, send_lines
 from ddbsync.archive.settings import ArchiveSettings
-from ddbsync.dlq import DeadLetter, DeadLetterSink, LetterBucket, SqsDeadLetters
+from ddbsync.dlq import DeadLetter, DeadLetterSink, SqsDeadLetters
 from ddbsync.dynamodb.stream import RawRecord
-from ddbsync.errors import DeadLetterError, RecordError
-from ddbsync.indexer import batch_item_failures
+from ddbsync.errors import RecordError
 from ddbsync.mapping import sequence_number_of
-from ddbsync.observability import logger
 from ddbsync.opensearch.bulk import Deadline
 
 if TYPE_CHECKING:
@@ -38,12 +36,8 @@ TOO_LARGE = "ArchiveLineTooLarge"  # a dead letter's error_type for a line over 
 
 
 @dataclass(slots=True)
-class ArchiveResult(Ledger):
+class ArchiveResult(BatchLedger):
     """What one batch did: one :class:`Disposition` per record (APPLIED means archived)."""
-
-    received: int = 0
-    retries: int = 0
-    failed_sequence_numbers: list[str] = field(default_factory=list)
 
     @property
     def archived(self) -> int:
@@ -56,9 +50,6 @@ class ArchiveResult(Ledger):
     @property
     def unsent(self) -> int:
         return self.count(Disposition.FAILED)
-
-    def response(self) -> dict[str, list[dict[str, str]]]:
-        return batch_item_failures(self.failed_sequence_numbers)
 
 
 @dataclass(slots=True)
@@ -87,15 +78,10 @@ class Archiver:
     ) -> None:
         self.settings = settings
         self.firehose = firehose
-        if dead_letters is None:
-            bucket = None
-            if settings.dead_letter_bucket:
-                bucket = LetterBucket(
-                    settings.dead_letter_bucket, kms_key_id=settings.dead_letter_kms_key_id,
-                    s3=s3, region=settings.region,
-                )  # fmt: skip
-            dead_letters = SqsDeadLetters(sqs, settings.record_dlq_url, bucket)
-        self.dead_letters = dead_letters
+        self.dead_letters = dead_letters or SqsDeadLetters.configured(
+            sqs, settings.record_dlq_url, settings.dead_letter_bucket, settings.dead_letter_kms_key_id,
+            s3=s3, region=settings.region,
+        )  # fmt: skip
         self.sleep = sleep
         self.rng = rng
 
@@ -123,31 +109,7 @@ class Archiver:
         result.retries = outcome.retries
         result.settle((e.position for e in outcome.sent), Disposition.APPLIED)
         result.settle((e.position for e in outcome.unsent), Disposition.FAILED)
-        self._dead_letter(result, letters)
-        gaps = result.gaps()
-        if gaps:  # a bug: never let a record go unaccounted, have Lambda deliver it again
-            logger.error("records without an outcome; reported as failures", extra={"positions": gaps})
-            result.settle(gaps, Disposition.FAILED)
-        result.failed_sequence_numbers = [
-            sequence_number_of(records[i]) for i in result.positions(Disposition.FAILED)
-        ]
+        members = [[position] for position in letters.positions]
+        dead_letter(result, self.dead_letters, letters.letters, members, "record not archived")
+        result.finish(records)
         return result
-
-    def _dead_letter(self, result: ArchiveResult, letters: _Letters) -> None:
-        if not letters.letters:
-            return
-        refused: set[str] = set()
-        try:
-            self.dead_letters.send(letters.letters)
-        except DeadLetterError as e:
-            logger.error("record DLQ refused records the archive cannot hold; they stay unhandled",
-                         extra={"reason": e.reason})  # fmt: skip
-            refused = set(e.failed_ids)
-        for letter, position in zip(letters.letters, letters.positions, strict=True):
-            accepted = letter.sequence_number not in refused
-            result.settle([position], Disposition.DEAD_LETTERED if accepted else Disposition.FAILED)
-            logger.warning(
-                "record not archived",
-                extra={"sequence_number": letter.sequence_number, "error_type": letter.error_type,
-                       "dead_lettered": accepted},
-            )  # fmt: skip

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ddbsync.config import BUCKET_NAME, KMS_KEY_ARN, EnvReader
+from ddbsync.config import EnvReader
 from ddbsync.errors import ConfigError
 
 __all__ = ["ArchiveSettings"]
@@ -47,24 +47,8 @@ class ArchiveSettings:
         )
         dlq = read.required("RECORD_DLQ_URL")
         margin = read.integer("TIMEOUT_MARGIN_MS", 10_000, 0, 600_000)
-        base = read.integer("RETRY_BASE_MS", 100, 1, 60_000)
-        cap = read.integer("RETRY_MAX_MS", 20_000, 1, 600_000)
-        read.check(base <= cap, f"RETRY_BASE_MS ({base}) must not exceed RETRY_MAX_MS ({cap})")
-        bucket = read.optional("DEAD_LETTER_BUCKET")
-        read.check(
-            bucket is None or BUCKET_NAME.fullmatch(bucket) is not None,
-            f"DEAD_LETTER_BUCKET must be an S3 bucket name (3-63 characters: lower-case letters, "
-            f"digits, '.', '-'; no s3:// prefix, no key), got {bucket!r}",
-        )
-        key = read.optional("DEAD_LETTER_KMS_KEY_ID")
-        read.check(
-            key is None or KMS_KEY_ARN.fullmatch(key) is not None,
-            f"DEAD_LETTER_KMS_KEY_ID must be a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>), "
-            f"got {key!r}",
-        )
-        read.check(
-            key is None or bucket is not None, "DEAD_LETTER_KMS_KEY_ID is set but DEAD_LETTER_BUCKET is not"
-        )
+        base, cap = read.retries()
+        bucket, key = read.dead_letter_bucket()
         if read.problems:
             raise ConfigError(read.problems)
         return cls(
