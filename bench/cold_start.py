@@ -81,7 +81,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tests.support import load_template
 
 from _common import machine, median
 
@@ -125,30 +125,11 @@ print(json.dumps({"import_s": t1 - t0, "cpu_s": c1 - c0, "modules": len(sys.modu
 """
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """SafeLoader that reads CloudFormation short tags (!Ref, !GetAtt...) as their long form."""
-
-
-def _short_tag(loader: _CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    return {key: value}
-
-
-_CfnLoader.add_multi_constructor("!", _short_tag)
 
 
 def template_environment() -> tuple[dict[str, str], int]:
     """The stream indexer's environment variables as template.yaml sets them, and its memory."""
-    with open(ROOT / "template.yaml", encoding="utf-8") as f:
-        template = yaml.load(f, Loader=_CfnLoader)
+    template = load_template(ROOT / "template.yaml")
     glob = template.get("Globals", {}).get("Function", {})
     function = template["Resources"]["StreamIndexerFunction"]["Properties"]
     variables = {

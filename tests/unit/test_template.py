@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 import ddbsync
 import ddbsync.backfill.steps
 from ddbsync.config import Settings
 from ddbsync_local.backfill_run import ASL_PATH
 from ddbsync_local.stepfunctions import load_definition
+from tests.support import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -35,34 +35,11 @@ SAMCONFIG = ROOT / "samconfig.toml"
 FOURTEEN_DAYS = 14 * 24 * 3600
 
 
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns CloudFormation short tags (!Ref, !GetAtt, !Sub ...) into their long form."""
-
-
-def _construct_short_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    return {key: value}
-
-
-CfnLoader.add_multi_constructor("!", _construct_short_tag)
 
 
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    with TEMPLATE.open(encoding="utf-8") as f:
-        loaded = yaml.load(f, Loader=CfnLoader)
-    assert isinstance(loaded, dict)
-    return loaded
+    return load_template(TEMPLATE)
 
 
 @pytest.fixture(scope="module")
