@@ -375,7 +375,7 @@ def test_stream_event_reads_the_created_or_the_existing_stream_from_the_start(
 # ---------------------------------------------------------------- queues
 
 
-@pytest.mark.parametrize("queue", ["RecordDlq", "OnFailureQueue"])
+@pytest.mark.parametrize("queue", ["RecordDlq", "OnFailureQueue", "ArchiveOnFailureQueue"])
 def test_queue_is_encrypted_and_keeps_messages_14_days(resources: dict[str, Any], queue: str) -> None:
     props = resources[queue]["Properties"]
     assert resources[queue]["Type"] == "AWS::SQS::Queue"
@@ -383,7 +383,7 @@ def test_queue_is_encrypted_and_keeps_messages_14_days(resources: dict[str, Any]
     assert props["MessageRetentionPeriod"] == FOURTEEN_DAYS
 
 
-@pytest.mark.parametrize("queue", ["RecordDlq", "OnFailureQueue"])
+@pytest.mark.parametrize("queue", ["RecordDlq", "OnFailureQueue", "ArchiveOnFailureQueue"])
 def test_queue_denies_access_without_tls(resources: dict[str, Any], queue: str) -> None:
     denials = [
         statement
@@ -454,7 +454,16 @@ ALARMS = {
         "StateMachineArn",
         {"Ref": "BackfillStateMachine"},
     ),
+    "ArchiverIteratorAgeAlarm": ("AWS/Lambda", "IteratorAge", "FunctionName", {"Ref": "ArchiverFunction"}),
+    "ArchiverErrorsAlarm": ("AWS/Lambda", "Errors", "FunctionName", {"Ref": "ArchiverFunction"}),
+    "ArchiveOnFailureQueueDepthAlarm": (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        "QueueName",
+        {"Fn::GetAtt": ["ArchiveOnFailureQueue", "QueueName"]},
+    ),
 }
+ITERATOR_AGE_ALARMS = {"IteratorAgeAlarm", "ArchiverIteratorAgeAlarm"}
 
 
 @pytest.mark.parametrize("alarm", sorted(ALARMS))
@@ -475,7 +484,7 @@ def test_alarm_notifies_the_topic_and_tells_on_call_what_to_do(resources: dict[s
     assert "docs/runbook.md" in text
 
 
-@pytest.mark.parametrize("alarm", [a for a in sorted(ALARMS) if a != "IteratorAgeAlarm"])
+@pytest.mark.parametrize("alarm", [a for a in sorted(ALARMS) if a not in ITERATOR_AGE_ALARMS])
 def test_failure_alarms_fire_on_the_first_occurrence(resources: dict[str, Any], alarm: str) -> None:
     props = resources[alarm]["Properties"]
     assert props["ComparisonOperator"] == "GreaterThanThreshold"
@@ -483,8 +492,11 @@ def test_failure_alarms_fire_on_the_first_occurrence(resources: dict[str, Any], 
     assert props["EvaluationPeriods"] == 1
 
 
-def test_iterator_age_alarm_fires_after_five_minutes_over_one_minute(resources: dict[str, Any]) -> None:
-    props = resources["IteratorAgeAlarm"]["Properties"]
+@pytest.mark.parametrize("alarm", sorted(ITERATOR_AGE_ALARMS))
+def test_iterator_age_alarm_fires_after_five_minutes_over_one_minute(
+    resources: dict[str, Any], alarm: str
+) -> None:
+    props = resources[alarm]["Properties"]
     assert props["Statistic"] == "Maximum"
     assert props["ComparisonOperator"] == "GreaterThanThreshold"
     assert props["Threshold"] == 60_000
@@ -533,6 +545,9 @@ ALLOWED_WILDCARDS = {
     "${ExistingTableArn}/export/*",
     "${ExportBucket.Arn}/exports/*",
     "${DeadLetterBucket.Arn}/dead-letters/*",
+    # Firehose writes the archive under its Prefix and its ErrorOutputPrefix only.
+    "${ArchiveBucket.Arn}/table=*",
+    "${ArchiveBucket.Arn}/errors/*",
 }
 # Vended-log delivery actions have no resource-level permissions (Step Functions
 # developer guide, "Logging using CloudWatch Logs"): the one statement on "*".
@@ -1096,12 +1111,14 @@ def test_indexer_may_only_put_dead_letters_under_the_prefix(resources: dict[str,
         for owner, statement in iam_statements(resources)
         if any(ref in str(resource) for resource in if_branches(statement["Resource"]) for ref in bucket_refs)
     ]
+    # Both stream Lambdas write their oversized dead letters there, and only that.
     assert [(owner, statement["Sid"]) for owner, statement in touching] == [
-        ("StreamIndexerFunction", "WriteOversizedDeadLetters")
+        ("StreamIndexerFunction", "WriteOversizedDeadLetters"),
+        ("ArchiverFunction", "WriteOversizedDeadLetters"),
     ]
-    grant = touching[0][1]
-    assert grant["Action"] == "s3:PutObject"
-    assert grant["Resource"] == {"Fn::Sub": "${DeadLetterBucket.Arn}/dead-letters/*"}
+    for _, grant in touching:
+        assert grant["Action"] == "s3:PutObject"
+        assert grant["Resource"] == {"Fn::Sub": "${DeadLetterBucket.Arn}/dead-letters/*"}
     # SSE-KMS: a data key from the stack key, through S3 only.
     key_grants = [
         (owner, statement)
@@ -1109,11 +1126,13 @@ def test_indexer_may_only_put_dead_letters_under_the_prefix(resources: dict[str,
         if statement["Resource"] == {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}
     ]
     assert [(owner, statement["Action"]) for owner, statement in key_grants] == [
-        ("StreamIndexerFunction", "kms:GenerateDataKey")
+        ("StreamIndexerFunction", "kms:GenerateDataKey"),
+        ("ArchiverFunction", "kms:GenerateDataKey"),
     ]
-    assert key_grants[0][1]["Condition"] == {
-        "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}
-    }
+    for _, grant in key_grants:
+        assert grant["Condition"] == {
+            "StringEquals": {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}
+        }
 
 
 def test_dead_letter_bucket_is_an_output(template: dict[str, Any]) -> None:
@@ -1176,3 +1195,309 @@ def test_sam_validate_lint_is_clean() -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "is a valid SAM Template" in output, output
+
+
+# ---------------------------------------------------------------- archive (issue #9, section 2)
+
+
+@pytest.fixture(scope="module")
+def archiver(resources: dict[str, Any]) -> dict[str, Any]:
+    assert resources["ArchiverFunction"]["Type"] == "AWS::Serverless::Function"
+    props = resources["ArchiverFunction"]["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+@pytest.fixture(scope="module")
+def archive_event(archiver: dict[str, Any]) -> dict[str, Any]:
+    event = archiver["Events"]["Stream"]
+    assert event["Type"] == "DynamoDB"
+    props = event["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+@pytest.fixture(scope="module")
+def s3_destination(resources: dict[str, Any]) -> dict[str, Any]:
+    stream = resources["ArchiveDeliveryStream"]
+    assert stream["Type"] == "AWS::KinesisFirehose::DeliveryStream"
+    assert stream["Properties"]["DeliveryStreamType"] == "DirectPut"
+    destination = stream["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert isinstance(destination, dict)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def archive_bucket(resources: dict[str, Any]) -> dict[str, Any]:
+    assert resources["ArchiveBucket"]["Type"] == "AWS::S3::Bucket"
+    props = resources["ArchiveBucket"]["Properties"]
+    assert isinstance(props, dict)
+    return props
+
+
+def grants_of(resources: dict[str, Any], owner: str) -> dict[str, dict[str, Any]]:
+    return {statement["Sid"]: statement for name, statement in iam_statements(resources) if name == owner}
+
+
+def test_archiver_is_the_thin_handler_on_the_layer_like_the_indexer(
+    template: dict[str, Any],
+    archiver: dict[str, Any],
+    function: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert archiver["CodeUri"] == "functions/archiver/"
+    assert archiver["Handler"] == "app.handler"
+    assert archiver["Layers"] == [{"Ref": "DdbsyncLayer"}]
+    built = object()
+    monkeypatch.setattr("ddbsync.archive.handler.make_handler", lambda: built)
+    assert lambda_handler(archiver["CodeUri"], archiver["Handler"]) is built
+    for key in ("Runtime", "Architectures", "Timeout", "Tracing"):
+        assert function_setting(template, archiver, key) == function_setting(template, function, key), key
+    assert archiver["LoggingConfig"]["LogGroup"] == {"Ref": "ArchiverLogGroup"}
+    group = template["Resources"]["ArchiverLogGroup"]["Properties"]
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_archiver_environment_is_accepted_by_its_settings(
+    template: dict[str, Any], archiver: dict[str, Any]
+) -> None:
+    from ddbsync.archive.settings import ArchiveSettings
+
+    env = function_environment(template, archiver)
+    assert set(env) == {
+        "ARCHIVE_STREAM_NAME",
+        "RECORD_DLQ_URL",
+        "DEAD_LETTER_BUCKET",
+        "TIMEOUT_MARGIN_MS",
+    } | set(POWERTOOLS_VARIABLES)
+    assert env["ARCHIVE_STREAM_NAME"] == {
+        "Ref": "ArchiveDeliveryStream"
+    }  # Ref of a delivery stream is its name
+    assert env["RECORD_DLQ_URL"] == {"Ref": "RecordDlq"}
+    assert env["DEAD_LETTER_BUCKET"] == {"Ref": "DeadLetterBucket"}
+    margin = parameter(template, env["TIMEOUT_MARGIN_MS"])
+    # A PutRecordBatch call may wait 10 s to read its response: 30 s leaves room for it and a retry.
+    assert margin["MinValue"] >= 30_000
+    assert margin["MaxValue"] < function_setting(template, archiver, "Timeout") * 1000
+    settings = ArchiveSettings.from_env(
+        {
+            "ARCHIVE_STREAM_NAME": "ddbsync-dev-ArchiveDeliveryStream-AbCdEf012345",
+            "RECORD_DLQ_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/ddbsync-RecordDlq",
+            "DEAD_LETTER_BUCKET": "ddbsync-dev-deadletterbucket-1a2b3c4d5e6f",
+            "TIMEOUT_MARGIN_MS": str(margin["Default"]),
+            "AWS_REGION": "eu-west-1",
+        }
+    )
+    assert settings.timeout_margin_ms == margin["Default"] >= 30_000
+
+
+def test_archiver_reads_the_same_stream_with_the_indexers_safeguards(
+    template: dict[str, Any], archive_event: dict[str, Any], stream_event: dict[str, Any]
+) -> None:
+    assert archive_event["Stream"] == stream_event["Stream"]
+    assert archive_event["StartingPosition"] == "TRIM_HORIZON"
+    assert archive_event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert archive_event["BisectBatchOnFunctionError"] is True
+    retries = parameter(template, archive_event["MaximumRetryAttempts"])
+    assert retries["MinValue"] >= 0  # -1 (for ever) is not allowed
+    age = parameter(template, archive_event["MaximumRecordAgeInSeconds"])
+    assert 60 <= age["Default"] < age["MaxValue"] <= 86_400
+    # Its own queue: `ddbsync replay` re-indexes what OnFailureQueue points at, which is
+    # not what an archive gap needs.
+    assert archive_event["DestinationConfig"] == {
+        "OnFailure": {"Destination": {"Fn::GetAtt": ["ArchiveOnFailureQueue", "Arn"]}}
+    }
+    assert parameter(template, archive_event["BatchSize"])["MaxValue"] <= 10_000
+
+
+def test_archiver_may_put_to_its_delivery_stream_and_nothing_else_new(resources: dict[str, Any]) -> None:
+    grants = grants_of(resources, "ArchiverFunction")
+    assert set(grants) == {
+        "ReadTableStream",
+        "SendBatchPointersOnFailure",
+        "PutArchiveRecords",
+        "WriteOversizedDeadLetters",
+        "EncryptDeadLetters",
+    }
+    assert grants["PutArchiveRecords"]["Action"] == "firehose:PutRecordBatch"
+    assert grants["PutArchiveRecords"]["Resource"] == {"Fn::GetAtt": ["ArchiveDeliveryStream", "Arn"]}
+    assert grants["SendBatchPointersOnFailure"]["Action"] == "sqs:SendMessage"
+    assert grants["SendBatchPointersOnFailure"]["Resource"] == {
+        "Fn::GetAtt": ["ArchiveOnFailureQueue", "Arn"]
+    }
+    assert grants["ReadTableStream"] == grants_of(resources, "StreamIndexerFunction")["ReadTableStream"]
+    policies = resources["ArchiverFunction"]["Properties"]["Policies"]
+    assert policies[0] == {"SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["RecordDlq", "QueueName"]}}}
+
+
+def test_delivery_stream_partitions_by_table_day_and_hour(s3_destination: dict[str, Any]) -> None:
+    assert s3_destination["DynamicPartitioningConfiguration"]["Enabled"] is True
+    assert s3_destination["Prefix"] == (
+        "table=!{partitionKeyFromQuery:table}/dt=!{partitionKeyFromQuery:dt}/hour=!{partitionKeyFromQuery:hour}/"
+    )
+    # Records the query cannot partition land here, by error type (processing-failed ...).
+    assert "!{firehose:error-output-type}" in s3_destination["ErrorOutputPrefix"]
+    assert s3_destination["ErrorOutputPrefix"].startswith("errors/")
+    assert s3_destination["CompressionFormat"] == "GZIP"
+    processing = s3_destination["ProcessingConfiguration"]
+    assert processing["Enabled"] is True
+    extraction, delimiter = processing["Processors"]
+    assert extraction["Type"] == "MetadataExtraction"
+    params = {p["ParameterName"]: p["ParameterValue"] for p in extraction["Parameters"]}
+    assert params["JsonParsingEngine"] == "JQ-1.6"
+    for key in ("table", "dt", "hour"):
+        assert f"{key}:" in params["MetadataExtractionQuery"]
+    # The archiver writes lines without a newline (ddbsync.archive.lines); Firehose adds it.
+    assert delimiter["Type"] == "AppendDelimiterToRecord"
+
+
+def test_delivery_stream_buffers_within_dynamic_partitionings_limits(
+    template: dict[str, Any], s3_destination: dict[str, Any]
+) -> None:
+    size = parameter(template, s3_destination["BufferingHints"]["SizeInMBs"])
+    interval = parameter(template, s3_destination["BufferingHints"]["IntervalInSeconds"])
+    assert 64 <= size["MinValue"] <= size["Default"] <= size["MaxValue"] <= 128
+    assert 60 <= interval["MinValue"] <= interval["Default"] <= interval["MaxValue"] <= 900
+
+
+def test_delivery_stream_and_bucket_use_the_archive_key(
+    resources: dict[str, Any], s3_destination: dict[str, Any], archive_bucket: dict[str, Any]
+) -> None:
+    key = {"Fn::GetAtt": ["ArchiveKey", "Arn"]}
+    stream = resources["ArchiveDeliveryStream"]["Properties"]
+    assert stream["DeliveryStreamEncryptionConfigurationInput"] == {
+        "KeyType": "CUSTOMER_MANAGED_CMK",
+        "KeyARN": key,
+    }
+    assert s3_destination["EncryptionConfiguration"] == {"KMSEncryptionConfig": {"AWSKMSKeyARN": key}}
+    assert s3_destination["BucketARN"] == {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
+    (rule,) = archive_bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule == {
+        "ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
+        "BucketKeyEnabled": True,
+    }
+    archive_key = resources["ArchiveKey"]
+    assert archive_key["Properties"]["EnableKeyRotation"] is True
+    # The bucket is retained, so is the key its objects are encrypted with.
+    assert resources["ArchiveBucket"]["DeletionPolicy"] == archive_key["DeletionPolicy"] == "Retain"
+
+
+def test_archive_bucket_is_private_versioned_and_tls_only(
+    resources: dict[str, Any], archive_bucket: dict[str, Any]
+) -> None:
+    assert archive_bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert archive_bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert archive_bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    (policy,) = [
+        p
+        for p in of_type(resources, "AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "ArchiveBucket"}
+    ]
+    (denial,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (denial["Effect"], denial["Principal"], denial["Action"]) == ("Deny", "*", "s3:*")
+    assert denial["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert denial["Resource"] == [
+        {"Fn::GetAtt": ["ArchiveBucket", "Arn"]},
+        {"Fn::Sub": "${ArchiveBucket.Arn}/*"},
+    ]
+
+
+def test_archive_ages_into_cheaper_classes_and_expires_only_when_asked(
+    template: dict[str, Any], archive_bucket: dict[str, Any]
+) -> None:
+    rules = {rule["Id"]: rule for rule in archive_bucket["LifecycleConfiguration"]["Rules"]}
+    tier = rules["TierArchive"]
+    assert tier["Status"] == "Enabled"
+    ia, glacier = tier["Transitions"]
+    assert ia["StorageClass"] == "STANDARD_IA"
+    assert glacier["StorageClass"] == "GLACIER_IR"
+    ia_days = parameter(template, ia["TransitionInDays"])
+    glacier_days = parameter(template, glacier["TransitionInDays"])
+    assert ia_days["MinValue"] >= 30  # S3 refuses Standard-IA sooner
+    # Objects must stay 30 days in Standard-IA before the next transition.
+    assert glacier_days["Default"] >= ia_days["Default"] + 30
+    assert glacier_days["MinValue"] >= ia_days["MinValue"] + 30
+    assert tier["ExpirationInDays"] == {
+        "Fn::If": ["HasArchiveExpiration", {"Ref": "ArchiveExpirationDays"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"]["HasArchiveExpiration"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ArchiveExpirationDays"}, "0"]}]
+    }
+    assert parameter(template, {"Ref": "ArchiveExpirationDays"})["Default"] == 0  # keep for ever
+    assert rules["RemoveExpiredDeleteMarkers"]["ExpiredObjectDeleteMarker"] is True
+
+
+def test_firehose_role_is_assumed_by_this_accounts_firehose_only(resources: dict[str, Any]) -> None:
+    role = resources["ArchiveDeliveryRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "firehose.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}}
+    assert resources["ArchiveDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"][
+        "RoleARN"
+    ] == {"Fn::GetAtt": ["ArchiveDeliveryRole", "Arn"]}
+
+
+def test_firehose_role_writes_only_the_archive_prefixes_with_the_archive_key_through_s3(
+    resources: dict[str, Any],
+) -> None:
+    grants = grants_of(resources, "ArchiveDeliveryRole")
+    assert set(grants) == {
+        "ListArchiveBucket",
+        "WriteArchiveObjects",
+        "EncryptArchiveObjects",
+        "LogDeliveryErrors",
+    }
+    assert set(grants["ListArchiveBucket"]["Action"]) == {
+        "s3:GetBucketLocation",
+        "s3:ListBucket",
+        "s3:ListBucketMultipartUploads",
+    }
+    assert grants["ListArchiveBucket"]["Resource"] == {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}
+    assert set(grants["WriteArchiveObjects"]["Action"]) == {
+        "s3:AbortMultipartUpload",
+        "s3:GetObject",
+        "s3:PutObject",
+    }
+    assert grants["WriteArchiveObjects"]["Resource"] == [
+        {"Fn::Sub": "${ArchiveBucket.Arn}/table=*"},
+        {"Fn::Sub": "${ArchiveBucket.Arn}/errors/*"},
+    ]
+    destination = resources["ArchiveDeliveryStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert destination["Prefix"].startswith("table=") and destination["ErrorOutputPrefix"].startswith(
+        "errors/"
+    )
+    kms = grants["EncryptArchiveObjects"]
+    assert set(kms["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert kms["Resource"] == {"Fn::GetAtt": ["ArchiveKey", "Arn"]}
+    assert kms["Condition"]["StringEquals"] == {
+        "kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}
+    }
+    assert kms["Condition"]["StringLike"] == {
+        "kms:EncryptionContext:aws:s3:arn": [
+            {"Fn::GetAtt": ["ArchiveBucket", "Arn"]},
+            {"Fn::Sub": "${ArchiveBucket.Arn}/*"},
+        ]
+    }
+    assert grants["LogDeliveryErrors"]["Action"] == "logs:PutLogEvents"
+    # Nobody else touches the archive key.
+    users = {
+        owner
+        for owner, statement in iam_statements(resources)
+        if {"Fn::GetAtt": ["ArchiveKey", "Arn"]} in as_list(statement["Resource"])
+    }
+    assert users == {"ArchiveDeliveryRole"}
+
+
+def test_archive_outputs_name_the_function_stream_bucket_and_queue(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["ArchiverFunctionName"]["Value"] == {"Ref": "ArchiverFunction"}
+    assert outputs["ArchiveDeliveryStreamName"]["Value"] == {"Ref": "ArchiveDeliveryStream"}
+    assert outputs["ArchiveBucketName"]["Value"] == {"Ref": "ArchiveBucket"}
+    assert outputs["ArchiveOnFailureQueueUrl"]["Value"] == {"Ref": "ArchiveOnFailureQueue"}
+    assert outputs["ArchiveEventSourceMappingId"]["Value"] == {"Ref": "ArchiverFunctionStream"}
