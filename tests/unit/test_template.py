@@ -55,20 +55,34 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
     return res
 
 
-@pytest.fixture(scope="module")
-def function(resources: dict[str, Any]) -> dict[str, Any]:
-    props = resources["StreamIndexerFunction"]["Properties"]
+def _properties(resources: dict[str, Any], name: str, kind: str) -> dict[str, Any]:
+    """The Properties of resource ``name``, checked to be of type ``kind``."""
+    assert resources[name]["Type"] == kind
+    props = resources[name]["Properties"]
     assert isinstance(props, dict)
     return props
 
 
-@pytest.fixture(scope="module")
-def stream_event(function: dict[str, Any]) -> dict[str, Any]:
+def _function_properties(resources: dict[str, Any], name: str) -> dict[str, Any]:
+    return _properties(resources, name, "AWS::Serverless::Function")
+
+
+def _stream_event(function: dict[str, Any]) -> dict[str, Any]:
     event = function["Events"]["Stream"]
     assert event["Type"] == "DynamoDB"
     props = event["Properties"]
     assert isinstance(props, dict)
     return props
+
+
+@pytest.fixture(scope="module")
+def function(resources: dict[str, Any]) -> dict[str, Any]:
+    return _function_properties(resources, "StreamIndexerFunction")
+
+
+@pytest.fixture(scope="module")
+def stream_event(function: dict[str, Any]) -> dict[str, Any]:
+    return _stream_event(function)
 
 
 def of_type(resources: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:
@@ -703,10 +717,7 @@ def test_outputs_cover_what_operators_and_tests_look_up(template: dict[str, Any]
 
 @pytest.fixture(scope="module")
 def backfill(resources: dict[str, Any]) -> dict[str, Any]:
-    assert resources["BackfillFunction"]["Type"] == "AWS::Serverless::Function"
-    props = resources["BackfillFunction"]["Properties"]
-    assert isinstance(props, dict)
-    return props
+    return _properties(resources, "BackfillFunction", "AWS::Serverless::Function")
 
 
 @pytest.fixture(scope="module")
@@ -722,18 +733,12 @@ def backfill_grants(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def bucket(resources: dict[str, Any]) -> dict[str, Any]:
-    assert resources["ExportBucket"]["Type"] == "AWS::S3::Bucket"
-    props = resources["ExportBucket"]["Properties"]
-    assert isinstance(props, dict)
-    return props
+    return _properties(resources, "ExportBucket", "AWS::S3::Bucket")
 
 
 @pytest.fixture(scope="module")
 def state_machine(resources: dict[str, Any]) -> dict[str, Any]:
-    assert resources["BackfillStateMachine"]["Type"] == "AWS::Serverless::StateMachine"
-    props = resources["BackfillStateMachine"]["Properties"]
-    assert isinstance(props, dict)
-    return props
+    return _properties(resources, "BackfillStateMachine", "AWS::Serverless::StateMachine")
 
 
 TABLE_ARN = {"Fn::If": ["CreateTable", {"Fn::GetAtt": ["Table", "Arn"]}, {"Ref": "ExistingTableArn"}]}
@@ -1045,10 +1050,7 @@ def test_every_checkov_skip_names_a_check_and_says_why(resources: dict[str, Any]
 
 @pytest.fixture(scope="module")
 def dead_letters(resources: dict[str, Any]) -> dict[str, Any]:
-    assert resources["DeadLetterBucket"]["Type"] == "AWS::S3::Bucket"
-    props = resources["DeadLetterBucket"]["Properties"]
-    assert isinstance(props, dict)
-    return props
+    return _properties(resources, "DeadLetterBucket", "AWS::S3::Bucket")
 
 
 def test_dead_letter_bucket_is_private_versioned_and_encrypted_with_the_stack_key(
@@ -1202,19 +1204,12 @@ def test_sam_validate_lint_is_clean() -> None:
 
 @pytest.fixture(scope="module")
 def archiver(resources: dict[str, Any]) -> dict[str, Any]:
-    assert resources["ArchiverFunction"]["Type"] == "AWS::Serverless::Function"
-    props = resources["ArchiverFunction"]["Properties"]
-    assert isinstance(props, dict)
-    return props
+    return _function_properties(resources, "ArchiverFunction")
 
 
 @pytest.fixture(scope="module")
 def archive_event(archiver: dict[str, Any]) -> dict[str, Any]:
-    event = archiver["Events"]["Stream"]
-    assert event["Type"] == "DynamoDB"
-    props = event["Properties"]
-    assert isinstance(props, dict)
-    return props
+    return _stream_event(archiver)
 
 
 @pytest.fixture(scope="module")
@@ -1229,10 +1224,7 @@ def s3_destination(resources: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def archive_bucket(resources: dict[str, Any]) -> dict[str, Any]:
-    assert resources["ArchiveBucket"]["Type"] == "AWS::S3::Bucket"
-    props = resources["ArchiveBucket"]["Properties"]
-    assert isinstance(props, dict)
-    return props
+    return _properties(resources, "ArchiveBucket", "AWS::S3::Bucket")
 
 
 def grants_of(resources: dict[str, Any], owner: str) -> dict[str, dict[str, Any]]:
