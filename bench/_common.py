@@ -518,7 +518,7 @@ _WHERE: dict[str, tuple[str, ...]] = {
     "map_record": ("ddbsync.mapping",),
     "materialize": ("ddbsync.mapping",),
     "Write": ("ddbsync.opensearch.bulk", "ddbsync.bulk"),
-    "Deadline": ("ddbsync.opensearch.bulk", "ddbsync.bulk"),
+    "Deadline": ("ddbsync.deadline", "ddbsync.bulk"),
     "source_of": ("ddbsync.opensearch.bulk", "ddbsync.bulk"),
     "decode_item": ("ddbsync.dynamodb.decode", "ddbsync.decode"),
     "dumps_bytes": ("ddbsync.dynamodb.decode", "ddbsync.decode"),

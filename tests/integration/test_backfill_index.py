@@ -10,9 +10,9 @@ from opensearchpy import OpenSearch
 
 from ddbsync.backfill.files import BackfillFileError, index_items
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
+from ddbsync.deadline import Deadline
 from ddbsync.errors import IndexAdminError
 from ddbsync.handler import make_handler
-from ddbsync.opensearch.bulk import Deadline
 from ddbsync.opensearch.floors import Target, View
 from ddbsync.opensearch.indices import abort_backfill, create_backfill_index, ensure_index, finalize_backfill
 from ddbsync.opensearch.transport import OpenSearchTransport

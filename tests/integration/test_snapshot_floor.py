@@ -23,11 +23,12 @@ from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.backfill.steps import Backfill
 from ddbsync.cli import commands as cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
+from ddbsync.deadline import Deadline
 from ddbsync.dlq import DeadLetter, send_dead_letters
 from ddbsync.handler import make_handler
 from ddbsync.indexer import StreamIndexer
 from ddbsync.mapping import map_records
-from ddbsync.opensearch.bulk import Deadline, Outcome, make_writes
+from ddbsync.opensearch.bulk import Outcome, make_writes
 from ddbsync.opensearch.floors import FLOOR_REASON
 from ddbsync.opensearch.indices import read_view
 from ddbsync.opensearch.sending import send

@@ -17,9 +17,9 @@ import pytest
 
 from ddbsync.backfill.files import BackfillFileError, index_items
 from ddbsync.config import Settings
+from ddbsync.deadline import Deadline
 from ddbsync.dynamodb.export_format import iter_export_items
 from ddbsync.opensearch import sending
-from ddbsync.opensearch.bulk import Deadline
 from ddbsync.opensearch.transport import BulkItemResult, StoredMeta, TransportError
 from tests.support import base_env
 

@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ddbsync.deadline import Deadline
 from ddbsync.mapping import map_records
-from ddbsync.opensearch.bulk import Deadline, Outcome, Write, WriteResult, chunks, make_writes, send_writes
+from ddbsync.opensearch.bulk import Outcome, Write, WriteResult, chunks, make_writes, send_writes
 from ddbsync.opensearch.conflicts import MAX_ROUNDS, SUPERSEDED, resolve_conflicts, supersede_rejected
 from ddbsync.opensearch.transport import BulkItemResult, StoredMeta, Transport, TransportError
 from ddbsync.versioning import SLOT_BITS, export_version, stream_version

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ddbsync.accounting import BatchLedger, Disposition, dead_letter, settle_writes
 from ddbsync.config import Settings
+from ddbsync.deadline import Deadline, backoff_s
 from ddbsync.dlq import DeadLetter, DeadLetterSink, SqsDeadLetters
 from ddbsync.dynamodb.stream import RawRecord
 from ddbsync.errors import IndexAdminError
@@ -29,7 +30,7 @@ from ddbsync.mapping import (
     sequence_number_of,
 )
 from ddbsync.observability import logger
-from ddbsync.opensearch.bulk import Deadline, Outcome, SendReport, Write, WriteResult, backoff_s, make_writes
+from ddbsync.opensearch.bulk import Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.opensearch.conflicts import SUPERSEDED
 from ddbsync.opensearch.floors import Target, View
 from ddbsync.opensearch.indices import ensure_index, next_alias_name, read_view

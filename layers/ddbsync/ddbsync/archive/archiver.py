@@ -20,11 +20,11 @@ from ddbsync.accounting import BatchLedger, Disposition, dead_letter
 from ddbsync.archive.lines import MAX_RECORD_BYTES, archive_line
 from ddbsync.archive.sender import Entry, FirehoseClient, send_lines
 from ddbsync.archive.settings import ArchiveSettings
+from ddbsync.deadline import Deadline
 from ddbsync.dlq import DeadLetter, DeadLetterSink, SqsDeadLetters
 from ddbsync.dynamodb.stream import RawRecord
 from ddbsync.errors import RecordError
 from ddbsync.mapping import sequence_number_of
-from ddbsync.opensearch.bulk import Deadline
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

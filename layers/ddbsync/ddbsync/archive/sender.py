@@ -21,8 +21,8 @@ from typing import Any, Protocol, cast
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddbsync.aws import aws_error
+from ddbsync.deadline import Deadline, backoff_s
 from ddbsync.observability import logger
-from ddbsync.opensearch.bulk import Deadline, backoff_s
 
 __all__ = [
     "MAX_BATCH_BYTES",

@@ -29,11 +29,12 @@ import orjson
 from ddbsync.accounting import Disposition, Ledger, settle_writes
 from ddbsync.backfill.prefetch import prefetched
 from ddbsync.config import Settings
+from ddbsync.deadline import Deadline
 from ddbsync.dynamodb.keys import document_id
 from ddbsync.errors import BackfillFileError, DdbsyncError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import Change, document_meta, image_body
-from ddbsync.opensearch.bulk import Deadline, Outcome, Write, source_of
+from ddbsync.opensearch.bulk import Outcome, Write, source_of
 from ddbsync.opensearch.sending import send
 from ddbsync.opensearch.transport import Transport
 from ddbsync.versioning import export_ordering, export_version

@@ -21,11 +21,11 @@ from ddbsync.backfill.exports import describe_export, export_args, start_export
 from ddbsync.backfill.files import index_items
 from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
+from ddbsync.deadline import Deadline
 from ddbsync.dynamodb.export_format import iter_export_items
 from ddbsync.dynamodb.export_manifest import read_files, read_summary, summary_key_from_export
 from ddbsync.errors import BackfillError, ConfigError
 from ddbsync.observability import logger
-from ddbsync.opensearch.bulk import Deadline
 from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.indices import abort_backfill, create_backfill_index, finalize_backfill
 from ddbsync.opensearch.transport import OpenSearchTransport

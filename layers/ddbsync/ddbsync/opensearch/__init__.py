@@ -10,7 +10,7 @@
 * :mod:`~ddbsync.opensearch.indices`: creating the index, the alias swap, the ``-next`` alias.
 """
 
-from ddbsync.opensearch.bulk import Deadline, Outcome, SendReport, Write, WriteResult, make_writes
+from ddbsync.opensearch.bulk import Outcome, SendReport, Write, WriteResult, make_writes
 from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.floors import Target, View
 from ddbsync.opensearch.indices import ensure_index, next_alias_name, read_view
@@ -19,7 +19,6 @@ from ddbsync.opensearch.transport import BulkItemResult, OpenSearchTransport, St
 
 __all__ = [
     "BulkItemResult",
-    "Deadline",
     "OpenSearchTransport",
     "Outcome",
     "SendReport",

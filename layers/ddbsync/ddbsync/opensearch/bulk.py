@@ -16,18 +16,17 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from ddbsync.deadline import Deadline, backoff_s
 from ddbsync.dynamodb.decode import dumps_bytes
 from ddbsync.errors import DdbsyncError
 from ddbsync.mapping import Change
 from ddbsync.opensearch.transport import BulkItemResult, Transport, TransportError
 
 __all__ = [
-    "Deadline",
     "Outcome",
     "SendReport",
     "Write",
     "WriteResult",
-    "backoff_s",
     "classify_status",
     "send_writes",
     "source_of",
@@ -68,23 +67,6 @@ def classify_status(status: int) -> Outcome | None:
     if status in _POISON_STATUSES:
         return Outcome.POISON
     return None
-
-
-class Deadline:
-    """The invocation's time budget, keeping a safety margin before the Lambda timeout."""
-
-    def __init__(self, remaining_ms: Callable[[], int], margin_ms: int) -> None:
-        self._remaining_ms = remaining_ms
-        self.margin_ms = margin_ms
-
-    def left_s(self) -> float:
-        return max(0.0, (self._remaining_ms() - self.margin_ms) / 1000)
-
-    def expired(self) -> bool:
-        return self.left_s() <= 0
-
-    def request_timeout_s(self, cap_s: float = 30.0) -> float:
-        return max(0.5, min(cap_s, self.left_s()))
 
 
 @dataclass(slots=True)
@@ -181,12 +163,6 @@ def chunks(
         size += len(data)
     if batch:
         yield batch, b"".join(parts)
-
-
-def backoff_s(attempt: int, base_ms: int, cap_ms: int, rng: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before retry number ``attempt`` (from 0): exponential, full jitter."""
-    # "Full jitter": uniform in [0, min(cap, base * 2^attempt)].
-    return float(rng() * min(cap_ms, base_ms * (2**attempt)) / 1000)
 
 
 Resolver = Callable[[list[Write], Transport, Deadline], list[Write]]

@@ -16,7 +16,8 @@ from collections import defaultdict
 
 import orjson
 
-from ddbsync.opensearch.bulk import Deadline, Outcome, Write, WriteResult, classify_status
+from ddbsync.deadline import Deadline
+from ddbsync.opensearch.bulk import Outcome, Write, WriteResult, classify_status
 from ddbsync.opensearch.transport import BulkItemResult, StoredMeta, Transport, TransportError
 from ddbsync.versioning import EXPORT_RANK, Ordering, second_of
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 import orjson
 
+from ddbsync.deadline import Deadline
 from ddbsync.mapping import META_FIELD
 from ddbsync.observability import logger
-from ddbsync.opensearch.bulk import Deadline, Outcome, Write, WriteResult
+from ddbsync.opensearch.bulk import Outcome, Write, WriteResult
 from ddbsync.opensearch.transport import StoredMeta, Transport, TransportError
 from ddbsync.versioning import floor_version, second_of
 

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 
 from ddbsync.config import Settings
+from ddbsync.deadline import Deadline
 from ddbsync.errors import IndexAdminError
-from ddbsync.opensearch.bulk import Deadline, Outcome, SendReport, Write, WriteResult, send_writes
+from ddbsync.opensearch.bulk import Outcome, SendReport, Write, WriteResult, send_writes
 from ddbsync.opensearch.conflicts import resolve_conflicts, supersede_rejected
 from ddbsync.opensearch.floors import View, check_after_writing, refuse_below_floors
 from ddbsync.opensearch.transport import Transport

@@ -39,12 +39,13 @@ from botocore.exceptions import ClientError
 from ddbsync.accounting import Disposition, Ledger, settle_writes
 from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
+from ddbsync.deadline import Deadline
 from ddbsync.dynamodb.export_format import IncrementalRecord, iter_incremental
 from ddbsync.dynamodb.export_manifest import read_files, read_summary, summary_key_from_export
 from ddbsync.errors import DdbsyncError, IndexAdminError, RepairError
 from ddbsync.gcpause import paused_gc
 from ddbsync.mapping import Change
-from ddbsync.opensearch.bulk import Deadline, Outcome, make_writes
+from ddbsync.opensearch.bulk import Outcome, make_writes
 from ddbsync.opensearch.floors import View
 from ddbsync.opensearch.indices import read_view
 from ddbsync.opensearch.sending import send
