@@ -55,11 +55,11 @@ class ArchiveResult(BatchLedger):
 @dataclass(slots=True)
 class _Letters:
     letters: list[DeadLetter] = field(default_factory=list)
-    positions: list[int] = field(default_factory=list)
+    members: list[tuple[int]] = field(default_factory=list)  # each letter's batch position
 
     def add(self, position: int, record: object, reason: str, error_type: str) -> None:
         self.letters.append(DeadLetter(record, reason, error_type, sequence_number_of(record)))
-        self.positions.append(position)
+        self.members.append((position,))
 
 
 class Archiver:
@@ -109,7 +109,6 @@ class Archiver:
         result.retries = outcome.retries
         result.settle((e.position for e in outcome.sent), Disposition.APPLIED)
         result.settle((e.position for e in outcome.unsent), Disposition.FAILED)
-        members = [[position] for position in letters.positions]
-        dead_letter(result, self.dead_letters, letters.letters, members, "record not archived")
+        dead_letter(result, self.dead_letters, letters.letters, letters.members, "record not archived")
         result.finish(records)
         return result
