@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ddbsync.backfill.prefetch import prefetched
+from ddbsync.prefetch import prefetched
 
 
 def test_items_arrive_in_order_and_the_thread_ends() -> None:

@@ -4,7 +4,7 @@
   machine (prepare, start and watch the export, read the manifest, index a file, finalize,
   abort).
 * :mod:`~ddbsync.backfill.files`: indexing one export data file in chunks, with a checkpoint.
-* :mod:`~ddbsync.backfill.prefetch`: reading the next chunk while the current one is sent.
+* :mod:`~ddbsync.prefetch`: reading the next chunk while the current one is sent.
 
 Live changes keep flowing meanwhile: the stream indexer writes to both the live alias and
 ``<alias>-next`` (docs/backfill.md, docs/versioning.md).

@@ -14,7 +14,7 @@ serialized document (the parsed line and the decoded body are dropped once it is
 written). So a chunk is one ``_bulk`` request (unless ``BULK_MAX_ACTIONS`` is below
 ``chunk_items``), and at any time a file holds about one chunk being sent (its
 documents, the request body and its pieces), one chunk read ahead
-(:mod:`ddbsync.backfill.prefetch`) and the item being read: a few times ``BULK_MAX_BYTES``
+(:mod:`ddbsync.prefetch`) and the item being read: a few times ``BULK_MAX_BYTES``
 plus one item, whatever the size of the items or of the file.
 """
 
@@ -27,7 +27,6 @@ from dataclasses import dataclass
 import orjson
 
 from ddbsync.accounting import Disposition, Ledger, settle_writes
-from ddbsync.backfill.prefetch import prefetched
 from ddbsync.config import Settings
 from ddbsync.deadline import Deadline
 from ddbsync.dynamodb.keys import document_id
@@ -37,6 +36,7 @@ from ddbsync.mapping import Change, document_meta, image_body
 from ddbsync.opensearch.bulk import Outcome, Write, source_of
 from ddbsync.opensearch.sending import send
 from ddbsync.opensearch.transport import Transport
+from ddbsync.prefetch import prefetched
 from ddbsync.versioning import export_ordering, export_version
 
 __all__ = ["BackfillFileError", "FileProgress", "export_change", "index_items"]
@@ -179,7 +179,7 @@ def index_items(
 
     Chunks hold at most ``chunk_items`` items and ``settings.bulk_max_bytes`` bytes of
     bulk lines (or one larger item). The next chunk is read and decoded in a
-    background thread while the current one is being sent (:mod:`ddbsync.backfill.prefetch`);
+    background thread while the current one is being sent (:mod:`ddbsync.prefetch`);
     chunks are still sent, acknowledged and checkpointed strictly in order, and a chunk
     read ahead but not sent is simply read again by the next call.
     """
