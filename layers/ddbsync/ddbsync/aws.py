@@ -12,10 +12,10 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LazyS3",
     "aws_error",
+    "client_config",
     "error_code",
     "lazy_sqs_client",
     "region_of_arn",
@@ -32,28 +33,33 @@ __all__ = [
     "streams_client",
 ]
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
+
+def client_config() -> Config:
+    """Bounded retries and timeouts for every client (botocore.config loads with the first client)."""
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
 
 
 def sqs_client(region: str | None = None) -> SQSClient:
     """An SQS client with bounded retries and timeouts."""
     import boto3
 
-    return boto3.client("sqs", region_name=region, config=_CONFIG)
+    return boto3.client("sqs", region_name=region, config=client_config())
 
 
 def streams_client(region: str | None = None) -> DynamoDBStreamsClient:
     """A DynamoDB Streams client with bounded retries and timeouts."""
     import boto3
 
-    return boto3.client("dynamodbstreams", region_name=region, config=_CONFIG)
+    return boto3.client("dynamodbstreams", region_name=region, config=client_config())
 
 
 def s3_client(region: str | None = None) -> S3Client:
     """An S3 client with bounded retries and timeouts (dead letters too big for SQS)."""
     import boto3
 
-    return boto3.client("s3", region_name=region, config=_CONFIG)
+    return boto3.client("s3", region_name=region, config=client_config())
 
 
 class _Lazy:

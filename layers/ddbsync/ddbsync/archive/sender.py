@@ -20,7 +20,7 @@ from typing import Any, Protocol, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddbsync.aws import aws_error
+from ddbsync.aws import aws_error, client_config
 from ddbsync.deadline import Deadline, backoff_s
 from ddbsync.observability import logger
 
@@ -50,10 +50,8 @@ class FirehoseClient(Protocol):
 def firehose_client(region: str | None = None) -> FirehoseClient:
     """A Firehose client with bounded retries and timeouts (built at cold start)."""
     import boto3
-    from botocore.config import Config
 
-    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5, read_timeout=10)
-    return cast("FirehoseClient", boto3.client("firehose", region_name=region, config=config))
+    return cast("FirehoseClient", boto3.client("firehose", region_name=region, config=client_config()))
 
 
 @dataclass(frozen=True, slots=True)
