@@ -71,6 +71,7 @@ __all__ = [
     "LocalFirehose",
     "StreamConfig",
     "evaluate_prefix",
+    "java_datetime",
     "stream_config",
 ]
 
@@ -138,7 +139,7 @@ def stream_config(
     )
 
 
-def _java_format(pattern: str, when: datetime) -> str:
+def java_datetime(pattern: str, when: datetime) -> str:
     """A Java DateTimeFormatter pattern with the fields prefixes use (yyyy MM dd HH mm ss, 'text')."""
     parts: list[str] = []
     for match in re.finditer(r"'([^']*)'|([A-Za-z])\2*|[^A-Za-z']+", pattern):
@@ -162,7 +163,7 @@ def evaluate_prefix(prefix: str, keys: Mapping[str, str], when: datetime, error_
         if namespace == "partitionKeyFromQuery":
             return keys[name]
         if namespace == "timestamp":
-            return _java_format(name, when)
+            return java_datetime(name, when)
         if namespace == "firehose" and name == "error-output-type":
             return error_type
         if namespace == "firehose" and name == "random-string":
