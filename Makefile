@@ -78,7 +78,8 @@ build: setup
 
 bench: setup opensearch
 	@status=0; for b in bench/decode_throughput.py bench/handler_cpu.py bench/e2e_indexing.py bench/peer.py \
-	          bench/cold_start.py bench/backfill_rate.py bench/backfill_memory.py; do \
+	          bench/cold_start.py bench/backfill_rate.py bench/backfill_memory.py \
+	          bench/archiver_rate.py; do \
 	  echo "== $$b"; OPENSEARCH_URL="$$(scripts/opensearch.sh url)" $(PY) $$b || status=1; done; \
 	  exit $$status  # every bench runs; the exit says whether all targets were met
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+# template.yaml as data: the one loader lives in ddbsync_local (the local Firehose reads the
+# template too); re-exported here for the tests and the cold-start bench.
+from ddbsync_local.cfn import CfnLoader as CfnLoader
+from ddbsync_local.cfn import load_template as load_template
 
 OPENSEARCH_URL = os.environ.get("OPENSEARCH_URL", "http://127.0.0.1:9200").rstrip("/")
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
@@ -140,35 +143,3 @@ def base_env(alias: str, dlq_url: str, **extra: str) -> dict[str, str]:
     env.update(extra)
     return env
 
-
-# --- template.yaml as data (tests and the cold-start bench) ----------------------------------
-
-
-class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns CloudFormation short tags (!Ref, !GetAtt, !Sub ...) into their long form."""
-
-
-def _construct_short_tag(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        assert isinstance(node, yaml.MappingNode)
-        value = loader.construct_mapping(node, deep=True)
-    return {key: value}
-
-
-CfnLoader.add_multi_constructor("!", _construct_short_tag)
-
-
-def load_template(path: Path) -> dict[str, Any]:
-    """A CloudFormation/SAM template as data, short tags (``!Ref x``) in their long form."""
-    with path.open(encoding="utf-8") as f:
-        loaded = yaml.load(f, Loader=CfnLoader)
-    assert isinstance(loaded, dict), f"{path} is not a template"
-    return loaded

@@ -8,7 +8,9 @@ Lambda's event source mapping; the real handler from ``ddbsync.handler`` writes
 to a real OpenSearch. The index is compared with a table Scan; then the backfill
 state machine rebuilds the index from a point-in-time export
 (:mod:`ddbsync_local.backfill_run`) while the table keeps changing, swaps the alias,
-and the comparison runs again.
+and the comparison runs again. Last, the archiver reads the same stream through its own
+event source mapping into the local Firehose (:mod:`ddbsync_local.demo_archive`), and the
+archive's objects are listed under their partition keys.
 """
 
 from __future__ import annotations
@@ -154,7 +156,17 @@ def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: boo
     search.call("POST", f"/{alias}/_refresh")
     backfill_problems += _compare(_scan(ddb), _search(search, alias, {"match_all": {}}), deleted)
     _verdict(backfill_problems)
-    return EXIT_MISMATCH if problems or backfill_problems else EXIT_PASS
+
+    _step(10, "archive the stream: the archiver, its second reader, through the template's Firehose layout")
+    from ddbsync_local.demo_archive import run_archive
+
+    with scoped_env(env):  # the handler's environment (metrics off unless --verbose)
+        archive = run_archive(stream_arn, TABLE, sqs, boto3.client("s3"), dlq_url, batch_size=batch_size,
+                              verbose=verbose)  # fmt: skip
+    # Step 11 (to come): rebuild an index from the archive (`ddbsync rebuild --from-archive
+    # <archive.uri>`) and compare it with a table Scan (archive.keys: the data objects).
+    failed = problems or backfill_problems or archive.problems
+    return EXIT_MISMATCH if failed else EXIT_PASS
 
 
 def _verdict(problems: list[str]) -> None:
@@ -224,8 +236,11 @@ def _backfill(
     return [] if summary.swapped else [f"the backfill failed: {summary.error}: {summary.cause}"]
 
 
+STEPS = 10
+
+
 def _step(number: int, text: str) -> None:
-    print(f"[{number}/9] {text}", flush=True)
+    print(f"[{number}/{STEPS}] {text}", flush=True)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from ddbsync.cli import commands as cli
@@ -19,7 +21,19 @@ def test_the_demo_converges_and_exits_zero(
 
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "PASS" in out
+    # The PASS of step 7 (the stream) and of step 9 (the backfill), as before the archive step.
+    assert out.count("   PASS: the index holds exactly the table's items\n") == 2
+    # The archive step: objects under the template's partition keys, one line per stream record.
+    archive = out.split("[10/10] archive the stream", 1)[1]
+    objects = re.findall(
+        r"^   table=demo-products/dt=\d{4}-\d{2}-\d{2}/hour=\d{2}/demo-products-archive-1-"
+        r"\d{4}(?:-\d{2}){5}-[0-9a-f-]{36}\.gz  (\d+) lines?$", archive, re.MULTILINE,
+    )  # fmt: skip
+    assert objects, archive
+    (records,) = re.findall(r"archiver: (\d+) records in", archive)
+    assert sum(map(int, objects)) == int(records) >= 39
+    assert "errors/" not in archive
+    assert archive.rstrip().endswith("PASS: every change is in the archive once, under its own partition")
 
 
 def test_the_demo_explains_how_to_start_opensearch_when_it_is_not_running(
