@@ -1,0 +1,327 @@
+"""Index one archive object: its stream records, read as the indexer reads them, resumably.
+
+An archive object is the gzip of newline-separated archive lines, each one stream record
+as Lambda delivered it (plus ``tableName``, :mod:`ddbsync.archive.lines`). The object is
+read as it is gunzipped (:func:`ddbsync.dynamodb.export_format.gzip_lines`: one line at a
+time, whatever the object's size) and cut into chunks of at most
+``settings.bulk_max_actions`` lines and ``settings.bulk_max_bytes`` bytes of lines (a
+longer line travels alone). Each chunk goes through the stream indexer's own steps:
+``mapping.map_records`` (stream versions: rule 1 of docs/versioning.md) -> the window
+``[since, until)`` on ``ApproximateCreationDateTime`` (whole seconds) -> ``collapse`` ->
+``materialize_newest`` -> ``make_writes`` -> ``sending.send`` -> ``accounting.settle_writes``.
+The next chunk is read and decoded while the current one is sent
+(:mod:`ddbsync.backfill.prefetch`).
+
+Every line ends exactly once: applied, stale (the index holds a newer or equal change, or
+the floor refused it), skipped by configuration (``TTL_REMOVES=keep``), outside the window,
+poison, or failed (not sent: the object stops there). ``checkpoint`` is the last line whose
+chunk OpenSearch fully acknowledged, so a call that runs out of time (or meets a write it
+could not send) is resumed from there by the next one: no line is skipped, none is counted
+twice. Poison (a line that is not JSON, a record that cannot be mapped or decoded, a
+reserved attribute, a document OpenSearch rejects) raises
+:class:`~ddbsync.errors.BackfillFileError` naming ``s3://bucket/key`` and the line, unless
+``skip_poison``: then it is counted and the first 20 are kept for the summary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
+
+import orjson
+from botocore.exceptions import ClientError
+
+from ddbsync.accounting import Disposition, Ledger, settle_writes
+from ddbsync.backfill.prefetch import prefetched
+from ddbsync.config import Settings
+from ddbsync.deadline import Deadline
+from ddbsync.dynamodb.export_format import gzip_lines
+from ddbsync.errors import BackfillFileError, ExportFormatError
+from ddbsync.gcpause import paused_gc
+from ddbsync.mapping import Change, Poison, collapse, map_records, materialize_newest
+from ddbsync.opensearch.bulk import Outcome, Write, make_writes
+from ddbsync.opensearch.floors import FLOOR_ERROR, View
+from ddbsync.opensearch.sending import send
+from ddbsync.opensearch.transport import Transport
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+__all__ = ["MAX_POISON_KEPT", "ArchiveProgress", "PoisonLine", "ViewSource", "index_archive_object"]
+
+MAX_POISON_KEPT = 20
+# A fixed view, or a function that reads it again (before every chunk, and after writing).
+ViewSource = View | Callable[[], View]
+
+
+class PoisonLine(NamedTuple):
+    key: str  # s3://bucket/key
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveProgress:
+    """Where an object stands after one call; ``checkpoint`` is the last acknowledged line.
+
+    ``skipped`` counts lines skipped by configuration, ``outside`` lines whose change is
+    outside ``[since, until)`` (the partition of an hour holds the whole hour).
+    """
+
+    done: bool
+    checkpoint: int
+    applied: int
+    stale: int
+    skipped: int
+    poison: int
+    first_poison: tuple[PoisonLine, ...]
+    outside: int = 0
+
+
+@dataclass(slots=True)
+class _Tally:
+    checkpoint: int
+    applied: int = 0
+    stale: int = 0
+    skipped: int = 0
+    poison: int = 0
+    outside: int = 0
+    first_poison: list[PoisonLine] = field(default_factory=list)
+
+    def progress(self, done: bool) -> ArchiveProgress:
+        return ArchiveProgress(
+            done, self.checkpoint, self.applied, self.stale, self.skipped, self.poison,
+            tuple(self.first_poison), self.outside,
+        )  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """One chunk, mapped and serialized; ``reasons`` are its poison lines (by position)."""
+
+    lines: list[int]
+    ledger: Ledger
+    writes: list[Write]
+    reasons: dict[int, str]
+    outside: set[int]
+
+
+def _second(record: object) -> int | None:
+    """The record's ApproximateCreationDateTime in whole seconds, None when it has none."""
+    ddb = record.get("dynamodb") if isinstance(record, dict) else None
+    created = ddb.get("ApproximateCreationDateTime") if isinstance(ddb, dict) else None
+    if isinstance(created, bool) or not isinstance(created, int | float) or not math.isfinite(created):
+        return None
+    return int(created)
+
+
+class _Window:
+    def __init__(self, since: float | None, until: float | None) -> None:
+        self.since, self.until = since, until
+
+    def holds(self, second: int) -> bool:
+        return (self.since is None or second >= self.since) and (self.until is None or second < self.until)
+
+
+def _parse(raws: list[tuple[int, bytes]]) -> tuple[list[object], dict[int, str]]:
+    """Each line's JSON (None when it is not JSON), and the reasons of the lines that are not."""
+    reasons: dict[int, str] = {}
+    records: list[object] = []
+    for position, (_, raw) in enumerate(raws):
+        try:
+            records.append(orjson.loads(raw))
+        except orjson.JSONDecodeError as e:
+            records.append(None)  # map_records makes it poison; the reason is this one
+            reasons[position] = f"not a JSON line: {e}"
+    return records, reasons
+
+
+def _in_window(
+    records: list[object], settings: Settings, window: _Window, chunk: _Chunk
+) -> list[Change]:
+    """Map every record as the indexer does; the changes inside the window (the rest settled)."""
+    s = settings
+    changes, poison = map_records(records, s.partition_key, s.sort_key, s.ttl_removes, decode=False)  # type: ignore[arg-type]
+    for p in poison:
+        (position,) = p.members
+        second = _second(records[position])
+        if position not in chunk.reasons and second is not None and not window.holds(second):
+            chunk.outside.add(position)
+            chunk.ledger.settle(p.members, Disposition.SKIPPED)
+        else:
+            chunk.reasons.setdefault(position, p.reason)
+    kept: list[Change] = []
+    for change in changes:
+        if window.holds(change.created_seconds):
+            kept.append(change)
+        else:
+            chunk.outside.update(change.members)
+            chunk.ledger.settle(change.members, Disposition.SKIPPED)
+    return kept
+
+
+def _map_chunk(
+    raws: list[tuple[int, bytes]], settings: Settings, window: _Window, target: str
+) -> _Chunk:
+    """Parse, map (as the indexer does), window, collapse, decode and serialize one chunk."""
+    records, reasons = _parse(raws)
+    chunk = _Chunk([line for line, _ in raws], Ledger.of(len(raws)), [], reasons, set())
+    del raws
+    kept = _in_window(records, settings, window, chunk)
+    del records
+    late: list[Poison] = []
+    alive: list[Change] = []
+    for change in collapse(kept):
+        if change.op == "skip":
+            chunk.ledger.settle(change.members, Disposition.SKIPPED)
+            continue
+        ready = materialize_newest(change, late) if change.op == "index" else change
+        if ready is not None:
+            alive.append(ready)
+    for p in late:
+        for position in p.members:
+            chunk.reasons[position] = p.reason
+    chunk.writes = make_writes(alive, [target])
+    for change in alive:  # only the serialized source is sent: let the records go
+        change.record, change.body, change.older = None, None, ()
+    return chunk
+
+
+def _chunks(
+    raws: Iterator[tuple[int, bytes]], settings: Settings, window: _Window, target: str
+) -> Iterator[_Chunk]:
+    batch: list[tuple[int, bytes]] = []
+    size = 0
+    for line, raw in raws:
+        if batch and (len(batch) >= settings.bulk_max_actions or size + len(raw) > settings.bulk_max_bytes):
+            yield _map_chunk(batch, settings, window, target)
+            batch, size = [], 0
+        batch.append((line, raw))
+        size += len(raw)
+    if batch:
+        yield _map_chunk(batch, settings, window, target)
+
+
+def _retarget(writes: list[Write], aliases: list[str]) -> list[Write]:
+    """The chunk's writes (made for one alias) for every alias of the view, the source shared."""
+    if len(aliases) == 1 and all(w.target == aliases[0] for w in writes):
+        return writes
+    return [Write(alias, w.change, w.source, w.result) for w in writes for alias in aliases]
+
+
+@dataclass(slots=True)
+class _Object:
+    """One object's run: where it is, how it writes, and its tally."""
+
+    uri: str
+    settings: Settings
+    transport: Transport
+    deadline: Deadline
+    view: ViewSource | None
+    skip_poison: bool
+    tally: _Tally
+    on_written: Callable[[str], None] | None = None
+
+    def send(self, chunk: _Chunk) -> bool:
+        """Send one chunk and account for every line; False when a line is left unsent."""
+        if chunk.writes:
+            read = None if self.view is None or isinstance(self.view, View) else self.view
+            now = read() if read is not None else self.view if isinstance(self.view, View) else None
+            writes = chunk.writes if now is None else _retarget(chunk.writes, now.aliases)
+            report = send(
+                self.settings, writes, self.transport, self.deadline,
+                view=now, reread=read, always_reread=read is not None,
+            )  # fmt: skip
+            for done in settle_writes(chunk.ledger, report.writes):
+                # Applied, or stale (not by the floor): a document with this id is in the index.
+                there = done.outcome in (Outcome.APPLIED, Outcome.STALE) and done.error_type != FLOOR_ERROR
+                if done.outcome is Outcome.POISON:
+                    for position in done.change.members:
+                        chunk.reasons[position] = f"OpenSearch rejected the item: {done.reason}"
+                elif there and self.on_written is not None:
+                    self.on_written(done.change.doc_id)
+        return self._account(chunk)
+
+    def _account(self, chunk: _Chunk) -> bool:
+        tally = self.tally
+        for position, line in enumerate(chunk.lines):
+            reason = chunk.reasons.get(position)
+            disposition = chunk.ledger.dispositions[position]
+            if reason is not None:
+                if not self.skip_poison:
+                    raise BackfillFileError(self.uri, line, reason)
+                tally.poison += 1
+                if len(tally.first_poison) < MAX_POISON_KEPT:
+                    tally.first_poison.append(PoisonLine(self.uri, line, reason))
+            elif disposition is Disposition.FAILED or disposition is None:
+                return False
+            elif position in chunk.outside:
+                tally.outside += 1
+            elif disposition is Disposition.SKIPPED:
+                tally.skipped += 1
+            elif disposition is Disposition.STALE:
+                tally.stale += 1
+            else:
+                tally.applied += 1
+            tally.checkpoint = line
+        return True
+
+
+@paused_gc()
+def index_archive_object(
+    s3: S3Client, bucket: str, key: str, *, start_line: int, since: float | None,
+    until: float | None, target: str, settings: Settings, transport: Transport,
+    deadline: Deadline, view: View | None = None, skip_poison: bool = False,
+) -> ArchiveProgress:  # fmt: skip
+    """Index the lines after ``start_line`` of ``s3://bucket/key`` into ``target`` (see the module doc).
+
+    Without ``view`` every write goes to ``target`` (a new index's ``<alias>-next``: no
+    floor). With ``view`` the writes go to every alias in it (the live alias, and the next
+    alias while a backfill runs), under the floor rule; ``target`` is its live alias.
+    """
+    return index_object(
+        s3, bucket, key, start_line=start_line, since=since, until=until, target=target,
+        settings=settings, transport=transport, deadline=deadline, view=view, skip_poison=skip_poison,
+    )  # fmt: skip
+
+
+def index_object(
+    s3: S3Client, bucket: str, key: str, *, start_line: int, since: float | None,
+    until: float | None, target: str, settings: Settings, transport: Transport,
+    deadline: Deadline, view: ViewSource | None = None, skip_poison: bool = False,
+    on_chunk: Callable[[ArchiveProgress], None] | None = None,
+    on_written: Callable[[str], None] | None = None,
+) -> ArchiveProgress:  # fmt: skip
+    """:func:`index_archive_object` for the runner: ``view`` may be a function that reads it
+    again before every chunk (a long rebuild into the live alias); ``on_chunk`` sees the
+    progress after every chunk, ``on_written`` the id of every document a write leaves."""
+    uri = f"s3://{bucket}/{key}"
+    run = _Object(uri, settings, transport, deadline, view, skip_poison, _Tally(start_line), on_written)
+    first = view if view is None or isinstance(view, View) else view()
+    chunk_target = first.aliases[0] if first is not None else target
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "error")
+        raise BackfillFileError(uri, 0, f"cannot read the archive object: {code}") from None
+    try:
+        chunks = _chunks(gzip_lines(body, uri, start_line), settings, _Window(since, until), chunk_target)
+        with prefetched(chunks) as ready:
+            while True:
+                if deadline.expired():
+                    return run.tally.progress(False)
+                prepared = next(ready, None)
+                if prepared is None:
+                    return run.tally.progress(True)
+                sent = run.send(prepared)
+                prepared = None  # let this chunk go before waiting for the next one
+                if on_chunk is not None:
+                    on_chunk(run.tally.progress(False))
+                if not sent:
+                    return run.tally.progress(False)
+    except ExportFormatError as e:  # corrupt gzip, a line too long: the object cannot be read on
+        raise BackfillFileError(uri, e.line, e.reason) from e
+    finally:
+        body.close()
