@@ -22,7 +22,7 @@ import datetime as dt
 import io
 import itertools
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import pytest
@@ -97,10 +97,11 @@ def _searchable(os_client: OpenSearch, alias: str) -> dict[str, Any]:
     return {h["_id"]: {k: v for k, v in h["_source"].items() if k != "_ddbsync"} for h in hits}
 
 
-def _rebuild(s: Settings, os_client: OpenSearch, into: str, parallel: int) -> Any:
+def _rebuild(s: Settings, os_client: OpenSearch, into: Literal["new", "live"], parallel: int) -> Any:
     out = io.StringIO()
+    s3 = boto3.client("s3", region_name="eu-west-1")
     summary = rebuild(
-        s, ArchiveLocation(BUCKET, ""), client=build_client(s), s3=boto3.client("s3", region_name="eu-west-1"),
+        s, ArchiveLocation(BUCKET, ""), client=build_client(s), s3=s3,
         into=into, parallel=parallel, settle_seconds=0, out=out, err=io.StringIO(), sleep=lambda _: None,
         now=lambda: STAMP + dt.timedelta(seconds=next(_STAMPS)),  # a new index name every run
     )  # fmt: skip
