@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import orjson
 from botocore.exceptions import ClientError
 
-from ddbsync.accounting import Disposition, Ledger, settle_writes
+from ddbsync.accounting import ChangeOutcome, Disposition, Ledger, settle_writes
 from ddbsync.backfill.prefetch import prefetched
 from ddbsync.config import Settings
 from ddbsync.deadline import Deadline
@@ -223,18 +223,12 @@ class _Object:
     skip_poison: bool
     tally: _Tally
     on_written: Callable[[str], None] | None = None
+    ledger: Ledger = field(default_factory=Ledger)  # the chunk being sent
 
     def send(self, chunk: _Chunk) -> bool:
         """Send one chunk and account for every line; False when a line is left unsent."""
         if chunk.writes:
-            read = None if self.view is None or isinstance(self.view, View) else self.view
-            now = read() if read is not None else self.view if isinstance(self.view, View) else None
-            writes = chunk.writes if now is None else _retarget(chunk.writes, now.aliases)
-            report = send(
-                self.settings, writes, self.transport, self.deadline,
-                view=now, reread=read, always_reread=read is not None,
-            )  # fmt: skip
-            for done in settle_writes(chunk.ledger, report.writes):
+            for done in self._send_twice(chunk):
                 # Applied, or stale (not by the floor): a document with this id is in the index.
                 there = done.outcome in (Outcome.APPLIED, Outcome.STALE) and done.error_type != FLOOR_ERROR
                 if done.outcome is Outcome.POISON:
@@ -243,6 +237,31 @@ class _Object:
                 elif there and self.on_written is not None:
                     self.on_written(done.change.doc_id)
         return self._account(chunk)
+
+    def _send(self, writes: list[Write]) -> list[ChangeOutcome]:
+        read = None if self.view is None or isinstance(self.view, View) else self.view
+        now = read() if read is not None else self.view if isinstance(self.view, View) else None
+        report = send(
+            self.settings, writes if now is None else _retarget(writes, now.aliases), self.transport,
+            self.deadline, view=now, reread=read, always_reread=read is not None,
+        )  # fmt: skip
+        return settle_writes(self.ledger, report.writes)
+
+    def _send_twice(self, chunk: _Chunk) -> list[ChangeOutcome]:
+        """Send the chunk; the writes OpenSearch rejected go once more before they are poison.
+
+        Objects read in parallel into a fresh index may bring a new field at once with two
+        types (``5`` and ``4.5``): OpenSearch refuses one of the two dynamic mapping updates
+        (400, "cannot be changed from type [long] to [float]"). Sent again, the write meets
+        the settled mapping. A write refused before sending (status None) is not retried.
+        """
+        self.ledger = chunk.ledger
+        outcomes = self._send(chunk.writes)
+        rejected = {id(d.change) for d in outcomes if d.outcome is Outcome.POISON and d.status is not None}
+        if not rejected:
+            return outcomes
+        again = [Write(w.target, w.change, w.source) for w in chunk.writes if id(w.change) in rejected]
+        return [d for d in outcomes if id(d.change) not in rejected] + self._send(again)
 
     def _account(self, chunk: _Chunk) -> bool:
         tally = self.tally
