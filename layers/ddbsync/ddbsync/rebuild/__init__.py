@@ -2,8 +2,10 @@
 
 * :mod:`~ddbsync.rebuild.locations`: the ``s3://`` URI, and the archive's objects listed
   for a window (only the ``dt=``/``hour=`` partitions that overlap it; ``errors/`` left out).
-* :mod:`~ddbsync.rebuild.files`: one archive object indexed in chunks with the stream
-  indexer's own mapping, resumable from a checkpoint (the Step Functions action calls it).
+* :mod:`~ddbsync.rebuild.chunks`: an object's lines cut into chunks, mapped as the stream
+  indexer maps a batch, the window applied.
+* :mod:`~ddbsync.rebuild.files`: one archive object indexed chunk by chunk, resumable from a
+  checkpoint (the Step Functions action calls it).
 * :mod:`~ddbsync.rebuild.run`: the runner: objects in parallel, into a new index then the
   alias swap, or into the live alias; the end summary.
 * :mod:`~ddbsync.rebuild.progress`: the progress bar on stderr.

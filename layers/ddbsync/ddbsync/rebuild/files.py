@@ -3,14 +3,11 @@
 An archive object is the gzip of newline-separated archive lines, each one stream record
 as Lambda delivered it (plus ``tableName``, :mod:`ddbsync.archive.lines`). The object is
 read as it is gunzipped (:func:`ddbsync.dynamodb.export_format.gzip_lines`: one line at a
-time, whatever the object's size) and cut into chunks of at most
-``settings.bulk_max_actions`` lines and ``settings.bulk_max_bytes`` bytes of lines (a
-longer line travels alone). Each chunk goes through the stream indexer's own steps:
-``mapping.map_records`` (stream versions: rule 1 of docs/versioning.md) -> the window
-``[since, until)`` on ``ApproximateCreationDateTime`` (whole seconds) -> ``collapse`` ->
-``materialize_newest`` -> ``make_writes`` -> ``sending.send`` -> ``accounting.settle_writes``.
-The next chunk is read and decoded while the current one is sent
-(:mod:`ddbsync.backfill.prefetch`).
+time, whatever the object's size), cut into chunks mapped by the stream indexer's own
+steps (:mod:`ddbsync.rebuild.chunks`: stream versions, rule 1 of docs/versioning.md, and
+the window), and each chunk is sent with ``sending.send`` and settled with
+``accounting.settle_writes``. The next chunk is read and decoded while the current one is
+sent (:mod:`ddbsync.backfill.prefetch`).
 
 Every line ends exactly once: applied, stale (the index holds a newer or equal change, or
 the floor refused it), skipped by configuration (``TTL_REMOVES=keep``), outside the window,
@@ -25,12 +22,10 @@ reserved attribute, a document OpenSearch rejects) raises
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
-import orjson
 from botocore.exceptions import ClientError
 
 from ddbsync.accounting import ChangeOutcome, Disposition, Ledger, settle_writes
@@ -40,16 +35,18 @@ from ddbsync.deadline import Deadline
 from ddbsync.dynamodb.export_format import gzip_lines
 from ddbsync.errors import BackfillFileError, ExportFormatError
 from ddbsync.gcpause import paused_gc
-from ddbsync.mapping import Change, Poison, collapse, map_records, materialize_newest
-from ddbsync.opensearch.bulk import Outcome, Write, make_writes
+from ddbsync.opensearch.bulk import Outcome, Write
 from ddbsync.opensearch.floors import FLOOR_ERROR, View
 from ddbsync.opensearch.sending import send
 from ddbsync.opensearch.transport import Transport
+from ddbsync.rebuild.chunks import Chunk, Window, chunks
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["MAX_POISON_KEPT", "ArchiveProgress", "PoisonLine", "ViewSource", "index_archive_object"]
+__all__ = [
+    "MAX_POISON_KEPT", "ArchiveProgress", "PoisonLine", "ViewSource", "index_archive_object", "index_object",
+]
 
 MAX_POISON_KEPT = 20
 # A fixed view, or a function that reads it again (before every chunk, and after writing).
@@ -97,113 +94,6 @@ class _Tally:
         )  # fmt: skip
 
 
-@dataclass(slots=True)
-class _Chunk:
-    """One chunk, mapped and serialized; ``reasons`` are its poison lines (by position)."""
-
-    lines: list[int]
-    ledger: Ledger
-    writes: list[Write]
-    reasons: dict[int, str]
-    outside: set[int]
-
-
-def _second(record: object) -> int | None:
-    """The record's ApproximateCreationDateTime in whole seconds, None when it has none."""
-    ddb = record.get("dynamodb") if isinstance(record, dict) else None
-    created = ddb.get("ApproximateCreationDateTime") if isinstance(ddb, dict) else None
-    if isinstance(created, bool) or not isinstance(created, int | float) or not math.isfinite(created):
-        return None
-    return int(created)
-
-
-class _Window:
-    def __init__(self, since: float | None, until: float | None) -> None:
-        self.since, self.until = since, until
-
-    def holds(self, second: int) -> bool:
-        return (self.since is None or second >= self.since) and (self.until is None or second < self.until)
-
-
-def _parse(raws: list[tuple[int, bytes]]) -> tuple[list[object], dict[int, str]]:
-    """Each line's JSON (None when it is not JSON), and the reasons of the lines that are not."""
-    reasons: dict[int, str] = {}
-    records: list[object] = []
-    for position, (_, raw) in enumerate(raws):
-        try:
-            records.append(orjson.loads(raw))
-        except orjson.JSONDecodeError as e:
-            records.append(None)  # map_records makes it poison; the reason is this one
-            reasons[position] = f"not a JSON line: {e}"
-    return records, reasons
-
-
-def _in_window(
-    records: list[object], settings: Settings, window: _Window, chunk: _Chunk
-) -> list[Change]:
-    """Map every record as the indexer does; the changes inside the window (the rest settled)."""
-    s = settings
-    changes, poison = map_records(records, s.partition_key, s.sort_key, s.ttl_removes, decode=False)  # type: ignore[arg-type]
-    for p in poison:
-        (position,) = p.members
-        second = _second(records[position])
-        if position not in chunk.reasons and second is not None and not window.holds(second):
-            chunk.outside.add(position)
-            chunk.ledger.settle(p.members, Disposition.SKIPPED)
-        else:
-            chunk.reasons.setdefault(position, p.reason)
-    kept: list[Change] = []
-    for change in changes:
-        if window.holds(change.created_seconds):
-            kept.append(change)
-        else:
-            chunk.outside.update(change.members)
-            chunk.ledger.settle(change.members, Disposition.SKIPPED)
-    return kept
-
-
-def _map_chunk(
-    raws: list[tuple[int, bytes]], settings: Settings, window: _Window, target: str
-) -> _Chunk:
-    """Parse, map (as the indexer does), window, collapse, decode and serialize one chunk."""
-    records, reasons = _parse(raws)
-    chunk = _Chunk([line for line, _ in raws], Ledger.of(len(raws)), [], reasons, set())
-    del raws
-    kept = _in_window(records, settings, window, chunk)
-    del records
-    late: list[Poison] = []
-    alive: list[Change] = []
-    for change in collapse(kept):
-        if change.op == "skip":
-            chunk.ledger.settle(change.members, Disposition.SKIPPED)
-            continue
-        ready = materialize_newest(change, late) if change.op == "index" else change
-        if ready is not None:
-            alive.append(ready)
-    for p in late:
-        for position in p.members:
-            chunk.reasons[position] = p.reason
-    chunk.writes = make_writes(alive, [target])
-    for change in alive:  # only the serialized source is sent: let the records go
-        change.record, change.body, change.older = None, None, ()
-    return chunk
-
-
-def _chunks(
-    raws: Iterator[tuple[int, bytes]], settings: Settings, window: _Window, target: str
-) -> Iterator[_Chunk]:
-    batch: list[tuple[int, bytes]] = []
-    size = 0
-    for line, raw in raws:
-        if batch and (len(batch) >= settings.bulk_max_actions or size + len(raw) > settings.bulk_max_bytes):
-            yield _map_chunk(batch, settings, window, target)
-            batch, size = [], 0
-        batch.append((line, raw))
-        size += len(raw)
-    if batch:
-        yield _map_chunk(batch, settings, window, target)
-
-
 def _retarget(writes: list[Write], aliases: list[str]) -> list[Write]:
     """The chunk's writes (made for one alias) for every alias of the view, the source shared."""
     if len(aliases) == 1 and all(w.target == aliases[0] for w in writes):
@@ -225,7 +115,7 @@ class _Object:
     on_written: Callable[[str], None] | None = None
     ledger: Ledger = field(default_factory=Ledger)  # the chunk being sent
 
-    def send(self, chunk: _Chunk) -> bool:
+    def send(self, chunk: Chunk) -> bool:
         """Send one chunk and account for every line; False when a line is left unsent."""
         if chunk.writes:
             for done in self._send_twice(chunk):
@@ -247,7 +137,7 @@ class _Object:
         )  # fmt: skip
         return settle_writes(self.ledger, report.writes)
 
-    def _send_twice(self, chunk: _Chunk) -> list[ChangeOutcome]:
+    def _send_twice(self, chunk: Chunk) -> list[ChangeOutcome]:
         """Send the chunk; the writes OpenSearch rejected go once more before they are poison.
 
         Objects read in parallel into a fresh index may bring a new field at once with two
@@ -263,7 +153,7 @@ class _Object:
         again = [Write(w.target, w.change, w.source) for w in chunk.writes if id(w.change) in rejected]
         return [d for d in outcomes if id(d.change) not in rejected] + self._send(again)
 
-    def _account(self, chunk: _Chunk) -> bool:
+    def _account(self, chunk: Chunk) -> bool:
         tally = self.tally
         for position, line in enumerate(chunk.lines):
             reason = chunk.reasons.get(position)
@@ -326,8 +216,8 @@ def index_object(
         code = e.response.get("Error", {}).get("Code", "error")
         raise BackfillFileError(uri, 0, f"cannot read the archive object: {code}") from None
     try:
-        chunks = _chunks(gzip_lines(body, uri, start_line), settings, _Window(since, until), chunk_target)
-        with prefetched(chunks) as ready:
+        cut = chunks(gzip_lines(body, uri, start_line), settings, Window(since, until), chunk_target)
+        with prefetched(cut) as ready:
             while True:
                 if deadline.expired():
                     return run.tally.progress(False)
