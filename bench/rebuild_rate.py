@@ -45,6 +45,7 @@ from _common import (
     OPENSEARCH_URL,
     alternate,
     build_info,
+    ddb,
     fake_aws_env,
     index_name,
     machine,
@@ -54,15 +55,13 @@ from _common import (
 
 os.environ.update(fake_aws_env())
 
-from ddbsync.archive.lines import archive_line
-from ddbsync.config import Settings
-from ddbsync.deadline import Deadline
-from ddbsync.mapping import collapse, map_records, materialize_newest
-from ddbsync.opensearch.bulk import make_writes
-from ddbsync.opensearch.client import build_client
-from ddbsync.opensearch.indices import create_backfill_index
-from ddbsync.opensearch.transport import _BULK_FILTER, BulkItemResult, OpenSearchTransport
-from ddbsync.rebuild.files import index_archive_object
+_api = ddb()  # ddbsync's names, from wherever this version keeps them
+archive_line, index_archive_object = _api.archive_line, _api.index_archive_object
+map_records, collapse, materialize_newest = _api.map_records, _api.collapse, _api.materialize_newest
+make_writes, Settings, Deadline = _api.make_writes, _api.Settings, _api.Deadline
+build_client, create_backfill_index = _api.build_client, _api.create_backfill_index
+OpenSearchTransport, BulkItemResult = _api.OpenSearchTransport, _api.BulkItemResult
+BULK_FILTER = _api.BULK_FILTER
 
 TARGET = 0.8
 PER_REQUEST = 1_000  # BULK_MAX_ACTIONS' default: the rebuild's chunk, and the raw side's request
@@ -89,7 +88,7 @@ def write_objects(records: list[dict[str, Any]], per_object: int, directory: Pat
     return keys
 
 
-def raw_bodies(records: list[dict[str, Any]], settings: Settings) -> tuple[list[bytes], int]:
+def raw_bodies(records: list[dict[str, Any]], settings: Any) -> tuple[list[bytes], int]:
     """The NDJSON the rebuild sends, one body per ``PER_REQUEST`` records; and the document count."""
     bodies, docs = [], 0
     for i in range(0, len(records), PER_REQUEST):
@@ -103,7 +102,7 @@ def raw_bodies(records: list[dict[str, Any]], settings: Settings) -> tuple[list[
 
 
 class NullTransport:
-    def bulk(self, body: bytes, timeout_s: float) -> list[BulkItemResult]:
+    def bulk(self, body: bytes, timeout_s: float) -> list[Any]:
         return [BulkItemResult(201)] * (body.count(b"\n") // 2)
 
     def mget(self, index: str, ids: Any, timeout_s: float) -> list[Any]:
@@ -138,13 +137,13 @@ class Bench:
 
     def one(self, key: str, target: str) -> int:
         p = index_archive_object(
-            self.s3, "bench", key, start_line=0, since=None, until=None, target=target,  # type: ignore[arg-type]
+            self.s3, "bench", key, start_line=0, since=None, until=None, target=target,
             settings=self.settings, transport=self.transport, deadline=Deadline(lambda: 900_000, 0),
         )  # fmt: skip
         # One object at a time writes every change in order (stale 0); objects read in
         # parallel may meet a newer change written first by another (stale, as designed).
         assert p.done and p.poison == 0 and p.applied + p.stale == p.checkpoint, p
-        return p.checkpoint
+        return int(p.checkpoint)
 
     def run_rebuild(self, parallel: int = 1) -> float:
         index, target = self.fresh()
@@ -173,7 +172,7 @@ class Bench:
         index, target = self.fresh()
         quoted = b'"%b"' % target.encode()
         bodies = [b.replace(b'"%b"' % _PLACEHOLDER.encode(), quoted) for b in self.bodies]
-        params = {"filter_path": _BULK_FILTER, "request_timeout": 30}
+        params = {"filter_path": BULK_FILTER, "request_timeout": 30}
         errors = False
         start = time.perf_counter()
         for body in bodies:
