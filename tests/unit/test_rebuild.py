@@ -345,3 +345,27 @@ def test_gzip_helper_matches_the_delivery_stream_layout() -> None:
     record = history(1)[0]
     assert gzip.decompress(archive_object([record])).endswith(b"}\n")
     assert partition_of(T0) == "table=t/dt=2027-01-15/hour=08/"
+
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log() -> None:
+    import io
+
+    from ddbsync.rebuild.progress import Progress
+
+    now = [0.0]
+    bar, log = io.StringIO(), io.StringIO()
+    on_tty = Progress(4, bar, clock=lambda: now[0], tty=True)
+    in_log = Progress(4, log, clock=lambda: now[0], tty=False)
+    for step in range(40):  # 0.1 s apart: the bar is drawn every 0.5 s, the log every 10 s
+        now[0] = 0.1 * (step + 1)
+        on_tty.add(lines=100, objects=step % 10 == 9)
+        in_log.add(lines=100, objects=step % 10 == 9)
+    on_tty.finish()
+    in_log.finish()
+    assert bar.getvalue().count("\r") == 9 and bar.getvalue().endswith("\n")
+    assert "\r[" + "#" * 24 + "] 4/4 objects, 4,000 lines, 1,000 lines/s" in bar.getvalue()
+    assert log.getvalue().splitlines() == [
+        "   0/4 objects, 100 lines, 1,000 lines/s", "   4/4 objects, 4,000 lines, 1,000 lines/s"]
