@@ -79,6 +79,32 @@ def test_into_new_builds_an_index_and_swaps_the_alias(
     assert searchable(os_client, alias) == {"a": {"pk": "a", "v": 2}, "c": {"pk": "c", "v": 3}}
 
 
+def test_the_swap_checks_every_document_written_is_there(
+    env: dict[str, str], alias: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a, b (a tombstone now) and c: three documents; nothing removes one from the new index.
+    import ddbsync.rebuild.run as run
+
+    records = history()
+    put(records[:3])
+    put(records[3:])
+    asked: list[int] = []
+    from ddbsync.opensearch.indices import finalize_backfill as finalize
+
+    def checked(client: Any, alias: str, index: str, expected_min_docs: int, *a: Any) -> Any:
+        asked.append(expected_min_docs)
+        return finalize(client, alias, index, expected_min_docs, *a)
+
+    monkeypatch.setattr(run, "finalize_backfill", checked)
+    assert rebuild("--from-archive", f"s3://{BUCKET}") == 0
+    assert asked == [3]
+    monkeypatch.setattr(run, "finalize_backfill",
+                        lambda c, a, i, n, *rest: finalize(c, a, i, n + 1, *rest))  # fmt: skip
+    time.sleep(1.0)
+    assert rebuild("--from-archive", f"s3://{BUCKET}") == 1  # one short: no swap
+    assert "backfill shortfall" in capsys.readouterr().out
+
+
 def test_into_live_reapplies_a_window(
     env: dict[str, str], alias: str, os_client: OpenSearch, capsys: pytest.CaptureFixture[str]
 ) -> None:

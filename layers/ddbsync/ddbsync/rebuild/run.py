@@ -98,11 +98,6 @@ def _lines(p: ArchiveProgress) -> int:
     return p.applied + p.stale + p.skipped + p.outside + p.poison
 
 
-def _budget(seconds: float) -> Deadline:
-    end = time.monotonic() + seconds
-    return Deadline(lambda: int((end - time.monotonic()) * 1000), 0)
-
-
 class _DocIds:
     """Distinct ids of documents the rebuild wrote or found newer, counted exactly up to a cap.
 
@@ -145,7 +140,7 @@ class _Job:
                 self.progress.add(lines=_lines(p) - seen[0])
                 seen[0] = _lines(p)
 
-            deadline = _budget(CALL_BUDGET_S)
+            deadline = Deadline.within(CALL_BUDGET_S)
             p = index_object(
                 self.s3, self.bucket, obj.key, start_line=total.checkpoint, since=self.since,
                 until=self.until, target=self.target, settings=self.settings, transport=self.transport,
