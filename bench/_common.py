@@ -528,6 +528,12 @@ _WHERE: dict[str, tuple[str, ...]] = {
     "index_items": ("ddbsync.backfill.files", "ddbsync.backfill_files"),
     "iter_export_items": ("ddbsync.dynamodb.export_format", "ddbsync.export_format"),
     "json_line": ("ddbsync_local.exporter", "ddbsync.local.exporter"),
+    "archive_line": ("ddbsync.archive.lines",),
+    "index_archive_object": ("ddbsync.rebuild.files",),
+    "map_records": ("ddbsync.mapping",),
+    "collapse": ("ddbsync.mapping",),
+    "materialize_newest": ("ddbsync.mapping",),
+    "make_writes": ("ddbsync.opensearch.bulk", "ddbsync.bulk"),
     "ion_line": ("ddbsync_local.exporter", "ddbsync.local.exporter"),
     # The filter_path of the indexer's bulk requests: a raw _bulk baseline must ask for the same.
     "BULK_FILTER": ("ddbsync.opensearch.transport:_BULK_FILTER", "ddbsync.transport:_BULK_FILTER"),

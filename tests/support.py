@@ -110,6 +110,25 @@ def event(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": records}
 
 
+def archive_object(records: list[dict[str, Any]], lines: list[bytes] | None = None) -> bytes:
+    """An archive object as the delivery stream writes it: gzip of archive lines, each + "\\n".
+
+    ``lines`` (raw bytes, newline added) are appended after the records: broken lines for tests.
+    """
+    import gzip
+
+    from ddbsync.archive.lines import archive_line
+
+    raw = [archive_line(r) for r in records] + list(lines or [])
+    return gzip.compress(b"".join(line + b"\n" for line in raw), compresslevel=1)
+
+
+def partition_of(created: int, table: str = "t") -> str:
+    """The archive partition (``table=/dt=/hour=/``) of a record made in second ``created``."""
+    moment = time.gmtime(created)
+    return f"table={table}/dt={time.strftime('%Y-%m-%d', moment)}/hour={moment.tm_hour:02d}/"
+
+
 @dataclass
 class FakeContext:
     """A Lambda context whose remaining time is fixed or counts down from a deadline."""

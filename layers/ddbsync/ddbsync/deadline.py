@@ -8,6 +8,7 @@ with full jitter, capped (``RETRY_BASE_MS``, ``RETRY_MAX_MS``).
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 
 __all__ = ["Deadline", "backoff_s"]
@@ -19,6 +20,12 @@ class Deadline:
     def __init__(self, remaining_ms: Callable[[], int], margin_ms: int) -> None:
         self._remaining_ms = remaining_ms
         self.margin_ms = margin_ms
+
+    @classmethod
+    def within(cls, seconds: float) -> Deadline:
+        """A budget of ``seconds`` from now, no margin: a command's step, not a Lambda invocation."""
+        end = time.monotonic() + seconds
+        return cls(lambda: int((end - time.monotonic()) * 1000), 0)
 
     def left_s(self) -> float:
         return max(0.0, (self._remaining_ms() - self.margin_ms) / 1000)

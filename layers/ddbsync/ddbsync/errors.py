@@ -17,7 +17,8 @@
     ├── AccountingError          a record was given two outcomes (a bug: the invocation fails)
     ├── BackfillError            a backfill step cannot go on
     │   └── BackfillFileError    an export item that cannot be indexed (file key and line)
-    └── RepairError              a repair cannot go on
+    ├── RepairError              a repair cannot go on
+    └── RebuildError             a rebuild from the archive cannot go on (bad URI, no objects...)
 
 Poison, the bad input that goes to the DLQ whole with its reason, is a DecodeError or
 a RecordError: nothing else (no ValueError, no TypeError) means "this record is bad".
@@ -38,6 +39,7 @@ __all__ = [
     "IndexAdminError",
     "ManifestError",
     "RangeUnavailable",
+    "RebuildError",
     "RecordError",
     "RepairError",
     "TransportError",
@@ -178,3 +180,16 @@ class BackfillFileError(BackfillError):
 
 class RepairError(DdbsyncError):
     """The repair cannot go on; the message says where and why."""
+
+
+class RebuildError(DdbsyncError):
+    """A rebuild from the archive cannot go on; the message says where and why (one line).
+
+    ``usage`` marks a mistake in what was asked (a bad URI or window, a missing bucket,
+    no objects, no live alias to write into): the command exits 2, not 1.
+    """
+
+    def __init__(self, reason: str, *, usage: bool = False) -> None:
+        self.reason = reason
+        self.usage = usage
+        super().__init__(reason)

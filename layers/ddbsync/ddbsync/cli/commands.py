@@ -95,6 +95,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "incremental export",
         "ddbsync.cli.repair",
     ),
+    Subcommand(
+        "rebuild",
+        "replay the archive (--from-archive s3://bucket/prefix) into a new index then swap the "
+        "alias, or into the live alias",
+        "ddbsync.cli.rebuild",
+    ),
 )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "ByteSource",
     "IncrementalRecord",
     "Item",
+    "gzip_lines",
     "iter_export_items",
     "iter_incremental",
 ]
@@ -77,8 +78,14 @@ def _check_format(fmt: str, key: str) -> None:
         raise ExportFormatError(key, 0, f"unknown export format {fmt!r} (expected one of {FORMATS})")
 
 
-def _lines(stream: ByteSource, key: str, start_line: int) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, raw line) after ``start_line``; blank lines are counted, not yielded."""
+def gzip_lines(stream: ByteSource, key: str, start_line: int = 0) -> Iterator[tuple[int, bytes]]:
+    """(line number from 1, raw line) after ``start_line``; blank lines are counted, not yielded.
+
+    The one gzip line reader: export data files here, archive objects in
+    :mod:`ddbsync.rebuild.files`. It gunzips as it reads (a line split across two reads of
+    ``stream`` comes out whole), holds one line at a time, and raises ExportFormatError
+    (``key``, line) for a corrupt stream or a line over :data:`MAX_LINE_BYTES`.
+    """
     number = 0
     # GzipFile's stub asks for seek() too, but sequential reading only ever calls read().
     with gzip.GzipFile(fileobj=cast("IO[bytes]", stream), mode="rb") as gz:
@@ -133,12 +140,12 @@ def iter_export_items(
     # The parsed line is not bound to a name: while this generator waits to be resumed
     # (a whole chunk being sent) it holds nothing but the raw line.
     if fmt == "DYNAMODB_JSON":
-        for number, raw in _lines(stream, key, start_line):
+        for number, raw in gzip_lines(stream, key, start_line):
             yield number, _json_map(_json_object(raw, key, number).get("Item"), "Item", key, number)
     else:
         from ddbsync.dynamodb import export_ion  # amazon.ion: imported only for an Ion export
 
-        for number, raw in _lines(stream, key, start_line):
+        for number, raw in gzip_lines(stream, key, start_line):
             yield number, export_ion.line_item(raw, key, number)
 
 
@@ -170,7 +177,7 @@ def iter_incremental(
         from ddbsync.dynamodb import export_ion  # amazon.ion: imported only for an Ion export
 
         read_object, as_map = export_ion.line_object, export_ion.item_map
-    for number, raw in _lines(stream, key, start_line):
+    for number, raw in gzip_lines(stream, key, start_line):
         doc: Any = read_object(raw, key, number)
         metadata = doc.get("Metadata")
         if not hasattr(metadata, "get"):

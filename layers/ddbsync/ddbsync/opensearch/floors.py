@@ -32,6 +32,7 @@ from ddbsync.opensearch.transport import StoredMeta, Transport, TransportError
 from ddbsync.versioning import floor_version, second_of
 
 __all__ = [
+    "FLOOR_ERROR",
     "FLOOR_REASON",
     "Target",
     "View",
@@ -43,7 +44,8 @@ __all__ = [
 ]
 
 FLOOR_REASON = "older than the index's snapshot floor"
-_FLOOR_RESULT = WriteResult(Outcome.STALE, None, "below_floor", FLOOR_REASON)
+FLOOR_ERROR = "below_floor"  # the error_type of a write the floor refused
+_FLOOR_RESULT = WriteResult(Outcome.STALE, None, FLOOR_ERROR, FLOOR_REASON)
 _META_KEY = "ddbsync"
 
 

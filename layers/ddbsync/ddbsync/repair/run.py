@@ -88,12 +88,6 @@ def _newest_per_document(changes: Iterable[tuple[int, Change, int]]) -> list[Cha
     return [c for _, _, c in newest.values()]
 
 
-def _chunk_deadline(seconds: float) -> Deadline:
-    """No Lambda timeout here: each chunk gets ``seconds`` of retries, then the repair stops."""
-    end = time.monotonic() + seconds
-    return Deadline(lambda: int((end - time.monotonic()) * 1000), 0)
-
-
 def _targets(client: OpenSearch, alias: str) -> View:
     """Where the repair writes now: the live alias, and ``<alias>-next`` while a backfill runs.
 
@@ -134,8 +128,9 @@ def _apply_file(
             change.members = (position,)  # its slot in the chunk's ledger
         summary.tombstones += sum(c.op == "tombstone" for c in changes)
         view = _targets(client, alias)
+        # No Lambda timeout here: each chunk gets CHUNK_BUDGET_S of retries, then the repair stops.
         report = send(
-            settings, make_writes(changes, view.aliases), transport, _chunk_deadline(CHUNK_BUDGET_S),
+            settings, make_writes(changes, view.aliases), transport, Deadline.within(CHUNK_BUDGET_S),
             view=view, reread=lambda: read_view(client, alias), always_reread=True,
         )  # fmt: skip
         # Accounted as every writer's writes are (ddbsync.accounting); a change OpenSearch

@@ -1,0 +1,230 @@
+"""Rebuild rate: archive objects through ``index_archive_object`` vs a raw ``_bulk`` of the same documents.
+
+The records are ``_common.make_stream`` (INSERT, MODIFY with ``OldImage``, REMOVE: a
+NEW_AND_OLD_IMAGES stream; keys distinct within every 1,000 records, an item's changes in
+different seconds), written once, outside any timed region, as archive objects the way the
+delivery stream writes them (``archive.lines.archive_line`` + "\\n", gzip) into a temporary
+directory, ``--per-object`` records each. A stand-in S3 client opens them from disk (the
+rebuild's ``get_object(...)["Body"]``), so neither side pays for S3.
+
+* candidate: for each object, ``index_archive_object`` (gunzip, parse, ``map_records``,
+  ``collapse``, ``materialize_newest``, ``make_writes``, ``sending.send``, accounting, the
+  checkpoint), one object after the other; and the same with 4 objects at a time (threads,
+  as ``ddbsync rebuild --parallel 4``) reported beside it;
+* baseline: ``client.bulk(body=bytes, params={"filter_path": <the transport's>,
+  "request_timeout": 30})`` (the same client settings and filter_path as bench/e2e_indexing.py's
+  raw side) of the NDJSON the rebuild sends (``map_records`` ... ``Write.lines()``, built
+  outside the timed region), one request per 1,000 records, one after the other.
+
+Both sides write through ``<alias>-next`` of a fresh index made by ``create_backfill_index``
+(no replicas, no refresh), the ``--into new`` target, created and green before timing; both
+are checked to leave the same number of documents. Rounds alternate which side goes first
+after one untimed warm-up of each; medians are reported.
+
+Usage (from the repository root, OpenSearch running: scripts/opensearch.sh start)::
+
+    PYTHONPATH=layers/ddbsync:. python bench/rebuild_rate.py [--quick] [--records N]
+
+Honours OPENSEARCH_URL. Exits 1 when the one-at-a-time ratio (rebuild / raw) is below 0.8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import gzip
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, cast
+
+from _common import (
+    OPENSEARCH_URL,
+    alternate,
+    build_info,
+    ddb,
+    fake_aws_env,
+    index_name,
+    machine,
+    make_stream,
+    median,
+)
+
+os.environ.update(fake_aws_env())
+
+_api = ddb()  # ddbsync's names, from wherever this version keeps them
+archive_line, index_archive_object = _api.archive_line, _api.index_archive_object
+map_records, collapse, materialize_newest = _api.map_records, _api.collapse, _api.materialize_newest
+make_writes, Settings, Deadline = _api.make_writes, _api.Settings, _api.Deadline
+build_client, create_backfill_index = _api.build_client, _api.create_backfill_index
+OpenSearchTransport, BulkItemResult = _api.OpenSearchTransport, _api.BulkItemResult
+BULK_FILTER = _api.BULK_FILTER
+
+TARGET = 0.8
+PER_REQUEST = 1_000  # BULK_MAX_ACTIONS' default: the rebuild's chunk, and the raw side's request
+_PLACEHOLDER = "@@target@@"
+
+
+class DiskS3:
+    """``get_object`` from a directory: the body is the open file (read as S3's stream is)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        return {"Body": open(self.directory / Key, "rb")}
+
+
+def write_objects(records: list[dict[str, Any]], per_object: int, directory: Path) -> list[str]:
+    keys = []
+    for n, start in enumerate(range(0, len(records), per_object)):
+        key = f"part-{n:04d}.gz"
+        lines = b"".join(archive_line(r) + b"\n" for r in records[start : start + per_object])
+        (directory / key).write_bytes(gzip.compress(lines, compresslevel=6))
+        keys.append(key)
+    return keys
+
+
+def raw_bodies(records: list[dict[str, Any]], settings: Any) -> tuple[list[bytes], int]:
+    """The NDJSON the rebuild sends, one body per ``PER_REQUEST`` records; and the document count."""
+    bodies, docs = [], 0
+    for i in range(0, len(records), PER_REQUEST):
+        changes, poison = map_records(records[i : i + PER_REQUEST], "pk", "sk", decode=False)
+        assert not poison
+        alive = [c if c.op != "index" else materialize_newest(c, poison) for c in collapse(changes)]
+        writes = make_writes([c for c in alive if c is not None], [_PLACEHOLDER])
+        bodies.append(b"".join(w.lines() for w in writes))
+        docs += len(writes)
+    return bodies, docs
+
+
+class NullTransport:
+    def bulk(self, body: bytes, timeout_s: float) -> list[Any]:
+        return [BulkItemResult(201)] * (body.count(b"\n") // 2)
+
+    def mget(self, index: str, ids: Any, timeout_s: float) -> list[Any]:
+        raise AssertionError("a fresh index has no version conflicts")
+
+
+class Bench:
+    def __init__(self, directory: Path, keys: list[str], bodies: list[bytes], records: int) -> None:
+        self.s3, self.keys, self.bodies, self.records = DiskS3(directory), keys, bodies, records
+        env = {"OPENSEARCH_ENDPOINT": OPENSEARCH_URL, "OPENSEARCH_SERVICE": "none",
+               "INDEX_ALIAS": "bench-rebuild", "PARTITION_KEY": "pk", "SORT_KEY": "sk",
+               "TIMEOUT_MARGIN_MS": "0"}  # fmt: skip
+        self.settings = Settings.from_env(env, require_dlq=False)
+        self.client = build_client(self.settings)  # the rebuild's client serves the raw side too
+        self.transport = OpenSearchTransport(self.client)
+        self.docs = -1
+
+    def fresh(self) -> tuple[str, str]:
+        alias = index_name("rb")
+        made = create_backfill_index(self.client, alias, self.settings.index_template, "20270101000000")
+        index = str(made["new_index"])
+        self.client.cluster.health(index=index, wait_for_status="green")
+        return index, str(made["next_alias"])
+
+    def finish(self, index: str, elapsed: float) -> float:
+        self.client.indices.refresh(index=index)
+        count = int(self.client.count(index=index)["count"])
+        self.client.indices.delete(index=index)
+        assert self.docs in (-1, count), f"{count} documents, the other side left {self.docs}"
+        self.docs = count
+        return self.records / elapsed
+
+    def one(self, key: str, target: str) -> int:
+        p = index_archive_object(
+            self.s3, "bench", key, start_line=0, since=None, until=None, target=target,
+            settings=self.settings, transport=self.transport, deadline=Deadline(lambda: 900_000, 0),
+        )  # fmt: skip
+        # One object at a time writes every change in order (stale 0); objects read in
+        # parallel may meet a newer change written first by another (stale, as designed).
+        assert p.done and p.poison == 0 and p.applied + p.stale == p.checkpoint, p
+        return int(p.checkpoint)
+
+    def run_rebuild(self, parallel: int = 1) -> float:
+        index, target = self.fresh()
+        start = time.perf_counter()
+        if parallel == 1:
+            lines = sum(self.one(key, target) for key in self.keys)
+        else:
+            with ThreadPoolExecutor(parallel) as pool:
+                lines = sum(pool.map(lambda key: self.one(key, target), self.keys))
+        elapsed = time.perf_counter() - start
+        assert lines == self.records, f"rebuild applied {lines} of {self.records} lines"
+        return self.finish(index, elapsed)
+
+    def our_side_us(self) -> float:
+        """The objects through a transport that answers at once: our CPU-bound time per record."""
+        real, self.transport = self.transport, cast(Any, NullTransport())
+        try:
+            gc.collect()
+            start = time.perf_counter()
+            lines = sum(self.one(key, "null") for key in self.keys)
+            return (time.perf_counter() - start) / lines * 1e6
+        finally:
+            self.transport = real
+
+    def run_raw(self) -> float:
+        index, target = self.fresh()
+        quoted = b'"%b"' % target.encode()
+        bodies = [b.replace(b'"%b"' % _PLACEHOLDER.encode(), quoted) for b in self.bodies]
+        params = {"filter_path": BULK_FILTER, "request_timeout": 30}
+        errors = False
+        start = time.perf_counter()
+        for body in bodies:
+            errors |= bool(self.client.bulk(body=body, params=params)["errors"])
+        elapsed = time.perf_counter() - start
+        assert not errors, "raw bulk reported item errors"
+        return self.finish(index, elapsed)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--quick", action="store_true", help="10,000 records, 3 rounds")
+    parser.add_argument("--records", type=int, default=None, help="stream records (default 40,000)")
+    parser.add_argument("--per-object", type=int, default=5_000, help="records per archive object")
+    parser.add_argument("--rounds", type=int, default=None)
+    args = parser.parse_args()
+    count = args.records or (10_000 if args.quick else 40_000)
+    rounds = args.rounds or (3 if args.quick else 5)
+    print(f"machine: {machine()}")
+    print(f"build: {build_info()}")
+    with tempfile.TemporaryDirectory(prefix="ddbsync-bench-") as tmp:
+        records = make_stream(count)
+        keys = write_objects(records, args.per_object, Path(tmp))
+        settings = Settings.from_env({"OPENSEARCH_ENDPOINT": OPENSEARCH_URL, "OPENSEARCH_SERVICE": "none",
+                                      "INDEX_ALIAS": "x", "PARTITION_KEY": "pk", "SORT_KEY": "sk"},
+                                     require_dlq=False)  # fmt: skip
+        bodies, docs = raw_bodies(records, settings)
+        kinds = {k: sum(r["eventName"] == k for r in records) for k in ("INSERT", "MODIFY", "REMOVE")}
+        line_bytes = sum(len(archive_line(r)) + 1 for r in records)
+        del records
+        gc.collect()
+        size = sum((Path(tmp) / k).stat().st_size for k in keys)
+        bench = Bench(Path(tmp), keys, bodies, count)
+        print(f"opensearch: {bench.client.info()['version']['number']} at {OPENSEARCH_URL}")
+        print(f"records: {count} ({kinds}), {docs} writes; {len(keys)} objects, {line_bytes / 2**20:.1f} MiB "
+              f"of lines, {size / 2**20:.1f} MiB gzip; {PER_REQUEST} per _bulk; {rounds} alternating rounds "
+              "after one warm-up of each side")  # fmt: skip
+        bench.run_raw()
+        bench.run_rebuild()
+        raw, rebuild = alternate(rounds, bench.run_raw, bench.run_rebuild)
+        parallel = [bench.run_rebuild(4) for _ in range(rounds)]
+        alone = median([bench.our_side_us() for _ in range(3)])
+    ratio = median(rebuild) / median(raw)
+    print(f"raw _bulk            {median(raw):9,.0f} records/s  rounds={[round(x) for x in raw]}")
+    print(f"rebuild, 1 at a time {median(rebuild):9,.0f} records/s  rounds={[round(x) for x in rebuild]}")
+    print(f"rebuild, 4 at a time {median(parallel):9,.0f} records/s  rounds={[round(x) for x in parallel]}")
+    print(f"our side alone (a transport that answers at once, no OpenSearch): {alone:.1f} us/record")
+    met = ratio >= TARGET
+    print(f"ratio rebuild/raw {ratio:.2f} (4 at a time: {median(parallel) / median(raw):.2f})  "
+          f"target >= {TARGET}: {'MET' if met else 'MISSED'}")  # fmt: skip
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
