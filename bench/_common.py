@@ -538,7 +538,6 @@ _WHERE: dict[str, tuple[str, ...]] = {
     # The filter_path of the indexer's bulk requests: a raw _bulk baseline must ask for the same.
     "BULK_FILTER": ("ddbsync.opensearch.transport:_BULK_FILTER", "ddbsync.transport:_BULK_FILTER"),
     # The archiver (issue #9): bench/archiver_rate.py.
-    "archive_line": ("ddbsync.archive.lines",),
     "Archiver": ("ddbsync.archive.archiver",),
     "ArchiveSettings": ("ddbsync.archive.settings",),
     "make_archive_handler": ("ddbsync.archive.handler:make_handler",),

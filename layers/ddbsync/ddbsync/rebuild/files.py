@@ -7,7 +7,7 @@ time, whatever the object's size), cut into chunks mapped by the stream indexer'
 steps (:mod:`ddbsync.rebuild.chunks`: stream versions, rule 1 of docs/versioning.md, and
 the window), and each chunk is sent with ``sending.send`` and settled with
 ``accounting.settle_writes``. The next chunk is read and decoded while the current one is
-sent (:mod:`ddbsync.backfill.prefetch`).
+sent (:mod:`ddbsync.prefetch`).
 
 Every line ends exactly once: applied, stale (the index holds a newer or equal change, or
 the floor refused it), skipped by configuration (``TTL_REMOVES=keep``), outside the window,
@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from botocore.exceptions import ClientError
 
 from ddbsync.accounting import ChangeOutcome, Disposition, Ledger, settle_writes
-from ddbsync.backfill.prefetch import prefetched
 from ddbsync.config import Settings
 from ddbsync.deadline import Deadline
 from ddbsync.dynamodb.export_format import gzip_lines
@@ -39,6 +38,7 @@ from ddbsync.opensearch.bulk import Outcome, Write
 from ddbsync.opensearch.floors import FLOOR_ERROR, View
 from ddbsync.opensearch.sending import send
 from ddbsync.opensearch.transport import Transport
+from ddbsync.prefetch import prefetched
 from ddbsync.rebuild.chunks import Chunk, Window, chunks
 
 if TYPE_CHECKING:
