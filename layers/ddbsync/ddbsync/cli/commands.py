@@ -95,6 +95,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "incremental export",
         "ddbsync.cli.repair",
     ),
+    Subcommand(
+        "doctor",
+        "probe an OpenSearch endpoint (in a scratch index) for every feature ddbsync relies on "
+        "and name the mode that fits",
+        "ddbsync.cli.doctor",
+    ),
 )
 
 
