@@ -5,6 +5,7 @@
 * ``replay``: ``ddbsync replay`` over :mod:`ddbsync.replay`;
 * ``repair``: ``ddbsync repair`` over :mod:`ddbsync.repair`;
 * ``rebuild``: ``ddbsync rebuild --from-archive`` over :mod:`ddbsync.rebuild`;
+* ``doctor``: ``ddbsync doctor`` over :mod:`ddbsync.doctor`;
 * ``demo``: ``ddbsync demo`` over :mod:`ddbsync_local.demo` (the ``local`` extra);
 * ``backfill``: the local ``ddbsync backfill`` over :mod:`ddbsync_local.backfill_run` (the
   ``local`` extra).

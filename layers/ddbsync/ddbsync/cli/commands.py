@@ -101,6 +101,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "alias, or into the live alias",
         "ddbsync.cli.rebuild",
     ),
+    Subcommand(
+        "doctor",
+        "probe an OpenSearch endpoint (in a scratch index) for every feature ddbsync relies on "
+        "and name the mode that fits",
+        "ddbsync.cli.doctor",
+    ),
 )
 
 

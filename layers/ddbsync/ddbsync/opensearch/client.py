@@ -17,7 +17,7 @@ from requests_aws4auth import AWS4Auth
 from ddbsync.config import Settings
 from ddbsync.errors import ConfigError
 
-__all__ = ["GZIP_LEVEL", "FastGzipConnection", "build_client"]
+__all__ = ["GZIP_LEVEL", "FastGzipConnection", "build_client", "client_for"]
 
 # opensearch-py gzips request bodies at level 9. At batch 1,000 that was about a third of the
 # stream handler's own CPU; level 1 costs a fifth of it for bodies about a third larger
@@ -34,21 +34,29 @@ class FastGzipConnection(RequestsHttpConnection):
 
 def build_client(settings: Settings, *, timeout_s: float = 30.0) -> OpenSearch:
     """A client for ``settings.endpoint``; retries are ours (ddbsync.opensearch.bulk), not the client's."""
+    return client_for(settings.endpoint, settings.service, settings.region, timeout_s=timeout_s)
+
+
+def client_for(endpoint: str, service: str, region: str | None, *, timeout_s: float = 30.0) -> OpenSearch:
+    """A client for ``endpoint`` signed for ``service`` (es|aoss) in ``region``, or unsigned (none).
+
+    :func:`build_client` for the writers; ``ddbsync doctor`` calls it before any settings exist.
+    """
     common: dict[str, Any] = {
-        "hosts": [settings.endpoint],
+        "hosts": [endpoint],
         "timeout": timeout_s,
         "max_retries": 0,
         "retry_on_timeout": False,
-        "http_compress": settings.service != "none",
+        "http_compress": service != "none",
     }
-    if settings.service == "none":
+    if service == "none":
         return OpenSearch(connection_class=Urllib3HttpConnection, **common)
     credentials = _credentials()
     if credentials is None:
-        raise ConfigError([f"no AWS credentials found to sign requests for {settings.service}"])
+        raise ConfigError([f"no AWS credentials found to sign requests for {service}"])
     auth = AWS4Auth(
-        region=settings.region,
-        service=settings.service,
+        region=region,
+        service=service,
         refreshable_credentials=credentials,
     )
     return OpenSearch(
