@@ -95,6 +95,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "incremental export",
         "ddbsync.cli.repair",
     ),
+    Subcommand(
+        "status",
+        "the pipeline's health on one screen (readers, queues, alias, backfill, counts, archive), "
+        "with the command that fixes each problem",
+        "ddbsync.cli.status",
+    ),
 )
 
 
