@@ -6,6 +6,7 @@
 * ``repair``: ``ddbsync repair`` over :mod:`ddbsync.repair`;
 * ``rebuild``: ``ddbsync rebuild --from-archive`` over :mod:`ddbsync.rebuild`;
 * ``doctor``: ``ddbsync doctor`` over :mod:`ddbsync.doctor`;
+* ``status``: ``ddbsync status`` over :mod:`ddbsync.status`;
 * ``demo``: ``ddbsync demo`` over :mod:`ddbsync_local.demo` (the ``local`` extra);
 * ``backfill``: the local ``ddbsync backfill`` over :mod:`ddbsync_local.backfill_run` (the
   ``local`` extra).

@@ -107,6 +107,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "and name the mode that fits",
         "ddbsync.cli.doctor",
     ),
+    Subcommand(
+        "status",
+        "the pipeline's health on one screen (readers, queues, alias, backfill, counts, archive), "
+        "with the command that fixes each problem",
+        "ddbsync.cli.status",
+    ),
 )
 
 
