@@ -87,18 +87,26 @@ class _LocalExport:
 class LocalExports:
     """:class:`~ddbsync.backfill.steps.Exports` against moto, writing a real-format export.
 
-    ``items_per_file`` sets the size of the data files; ``fail=True`` makes
+    ``items_per_file`` sets the size of the data files (``multipart=False`` writes each with
+    one PutObject: see :func:`~ddbsync_local.exporter.write_export`); ``fail=True`` makes
     :meth:`describe` report the export FAILED (with ``FailureCode`` and ``FailureMessage``),
     as AWS does for, say, a bucket it cannot write to.
     """
 
     def __init__(
-        self, dynamodb: DynamoDBClient, s3: S3Client, *, items_per_file: int = 1000, fail: bool = False
+        self,
+        dynamodb: DynamoDBClient,
+        s3: S3Client,
+        *,
+        items_per_file: int = 1000,
+        fail: bool = False,
+        multipart: bool = True,
     ) -> None:
         self.dynamodb = dynamodb
         self.s3 = s3
         self.items_per_file = items_per_file
         self.fail = fail
+        self.multipart = multipart
         self.aws = AwsExports(dynamodb)
         self.exports: dict[str, _LocalExport] = {}
 
@@ -123,6 +131,7 @@ class LocalExports:
                 moment.timestamp(),
                 bs.export_format,
                 self.items_per_file,
+                multipart=self.multipart,
             )
         self.exports[export_arn] = _LocalExport(str(description["ExportArn"]), summary_key, moment)
         return {**description, "ExportArn": export_arn, "ExportTime": moment, "ExportStatus": "IN_PROGRESS"}
