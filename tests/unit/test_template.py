@@ -958,6 +958,39 @@ def test_state_machine_runs_the_backfill_definition_with_its_substitutions(
     }
 
 
+def test_state_machine_runs_its_distributed_maps_with_least_privilege(
+    resources: dict[str, Any], state_machine: dict[str, Any]
+) -> None:
+    grants = {
+        statement["Sid"]: statement
+        for owner, statement in iam_statements(resources)
+        if owner == "BackfillStateMachine" and statement["Sid"] != "DeliverExecutionLogs"
+    }
+    own = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+    own += ":stateMachine:${AWS::StackName}-backfill"
+    # The policy names the state machine by the name it is given (a !Ref would be circular).
+    assert state_machine["Name"] == {"Fn::Sub": "${AWS::StackName}-backfill"}
+    expected = {
+        # Children are executions of this same state machine ...
+        "StartMapChildren": ("states:StartExecution", {"Fn::Sub": own}),
+        "WatchMapChildren": (
+            ["states:DescribeExecution", "states:StopExecution"],
+            {"Fn::Sub": own.replace(":stateMachine:", ":execution:") + "/*"},
+        ),
+        # ... the ItemReaders read manifest-files.json or list the archive ...
+        "ReadExportManifest": ("s3:GetObject", {"Fn::Sub": "${ExportBucket.Arn}/exports/*"}),
+        "ListArchive": ("s3:ListBucket", {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}),
+        # ... and the ResultWriters write under map-results/ only.
+        "WriteMapResults": (
+            ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            {"Fn::Sub": "${ExportBucket.Arn}/map-results/*"},
+        ),
+        "UseExportKey": (["kms:GenerateDataKey", "kms:Decrypt"], {"Ref": "ExportKmsKeyId"}),
+    }
+    assert {sid: (g["Action"], g["Resource"]) for sid, g in grants.items()} == expected
+    assert all(g["Effect"] == "Allow" and "Condition" not in g for g in grants.values())
+
+
 def test_state_machine_logs_errors_without_execution_data_and_traces(
     resources: dict[str, Any], state_machine: dict[str, Any]
 ) -> None:
