@@ -4,12 +4,14 @@
 the unit tests run the same definition against a fake Lambda, so the flow that runs
 locally is the one deployed. It runs only what the backfill state machine uses: Task
 (a Python callable stands in for the Lambda function), Pass, Wait (never slept: the
-caller decides what a wait means locally), Choice (StringEquals, BooleanEquals),
-inline Map (sequential, whatever ``MaxConcurrency`` says), Succeed, Fail
-(ErrorPath/CausePath), Retry (without the backoff sleeps), Catch, Parameters /
-ItemSelector with ``.$`` keys, ResultPath, OutputPath, JSONPath of the ``$``,
-``$.a.b`` and ``$$.Map.Item.Value`` kinds, and the intrinsics ``States.Format`` and
-``States.JsonToString``. Anything else raises :class:`NotImplementedError`, so a
+caller decides what a wait means locally), Choice (StringEquals, BooleanEquals,
+IsPresent), inline Map (sequential, whatever ``MaxConcurrency`` says), distributed Map
+(:mod:`ddbsync_local.distributed_map`: S3 item readers, ItemBatcher, threads for
+MaxConcurrency, failure tolerance, ResultWriter; its docstring says what it does not
+model), Succeed, Fail (ErrorPath/CausePath), Retry (without the backoff sleeps), Catch,
+Parameters / ItemSelector with ``.$`` keys, ResultPath, OutputPath, JSONPath of the
+``$``, ``$.a.b``, ``$$.Map.Item.Value`` and ``$$.Execution.Name`` kinds, and the
+intrinsics ``States.Format`` and ``States.JsonToString``. Anything else raises :class:`NotImplementedError`, so a
 state machine that grows a feature fails loudly here instead of being half-simulated.
 
 Semantics follow https://states-language.net/spec.html (input/output processing:
