@@ -11,8 +11,9 @@ MaxConcurrency, failure tolerance, ResultWriter; its docstring says what it does
 model), Succeed, Fail (ErrorPath/CausePath), Retry (without the backoff sleeps), Catch,
 Parameters / ItemSelector with ``.$`` keys, ResultPath, OutputPath, JSONPath of the
 ``$``, ``$.a.b``, ``$$.Map.Item.Value`` and ``$$.Execution.Name`` kinds, and the
-intrinsics ``States.Format`` and ``States.JsonToString``. Anything else raises :class:`NotImplementedError`, so a
-state machine that grows a feature fails loudly here instead of being half-simulated.
+intrinsics ``States.Format`` and ``States.JsonToString``. Anything else raises
+:class:`NotImplementedError`, so a state machine that grows a feature fails loudly here
+instead of being half-simulated.
 
 Semantics follow https://states-language.net/spec.html (input/output processing:
 InputPath -> Parameters -> task -> ResultSelector -> ResultPath -> OutputPath).

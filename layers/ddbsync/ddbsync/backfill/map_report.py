@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
@@ -140,7 +140,7 @@ def map_failures(s3: S3Client, results_bucket: str, execution: str, data_bucket:
 
 def raise_map_failures(
     s3: S3Client, results_bucket: str, execution: str, data_bucket: str, error: Mapping[str, Any]
-) -> None:
+) -> NoReturn:
     """Raise :class:`MapRunError` with the first failures, or with the Map's own error."""
     caught = f"{error.get('Error', 'Error')}: {_message(error.get('Cause')) or '(no cause)'}"
     if not execution:
