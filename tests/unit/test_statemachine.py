@@ -634,6 +634,20 @@ def test_an_index_file_result_without_done_fails_instead_of_skipping_lines(
     assert execution.cause is not None and "BadIndexFileResult" in execution.cause
 
 
+def test_a_map_that_cannot_read_its_items_reports_the_maps_own_error(
+    definition: dict[str, Any], s3: Any
+) -> None:
+    fake = FakeBackfill(s3)
+    read = fake.handlers["read_manifest"]
+    fake.handlers["read_manifest"] = lambda e: {**read(e), "manifest_files_key": "exports/gone.json"}
+    execution = execute(definition, {}, fake)
+    assert "index_file" not in fake.actions and fake.actions[-2:] == ["report_map_failures", "abort"]
+    assert execution.error == "MapRunError" and execution.cause is not None
+    message = json.loads(execution.cause)["errorMessage"]
+    assert "the Map failed (States.ItemReaderFailed" in message
+    assert "no manifest.json under s3://" in message
+
+
 # ---------------------------------------------------------------- the archive branch
 
 
