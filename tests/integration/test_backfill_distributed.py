@@ -12,14 +12,19 @@ the real backfill Lambda actions, moto (DynamoDB, S3) and the real OpenSearch.
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 import time
+import types
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from opensearchpy import OpenSearch
 
+from ddbsync_local.backfill_run import LocalExports, run_backfill
 from tests.integration.test_backfill_e2e import BUCKET, World, assert_unchanged
 from tests.integration.test_backfill_e2e import world as world  # the fixture
 from tests.support import OPENSEARCH_URL
@@ -106,3 +111,62 @@ def test_a_poison_item_fails_the_execution_with_the_files_s3_uri_and_line(world:
     assert "States.ExceedToleratedFailureThreshold" in message
     assert_unchanged(world, live, summary)
     assert summary.execution.trace[-3:] == ["ReportFailures", "Abort", "BackfillFailed"]
+
+
+# ---------------------------------------------------------------- the archive branch, locally
+
+ARCHIVE = "archive-bucket"
+
+
+@dataclass
+class StandInArchiveReader:
+    """Stands in for ddbsync.rebuild.files.index_archive_object (written in parallel, issue #9
+    section 3) in this test only: it reads nothing and reports each object's lines as applied,
+    ``per_call`` at most per call, so the runner, the state machine's archive branch and the
+    actions are tested here and the real reader after the merge."""
+
+    lines: int = 30
+    per_call: int = 20
+    calls: list[tuple[str, int]] = field(default_factory=list)
+
+    def __call__(self, s3: Any, bucket: str, key: str, *, start_line: int, **_: Any) -> Any:
+        self.calls.append((key, start_line))
+        end = min(self.lines, start_line + self.per_call)
+        return types.SimpleNamespace(
+            done=end == self.lines, checkpoint=end, applied=end - start_line, stale=0, skipped=0,
+            poison=0, first_poison=None,
+        )  # fmt: skip
+
+
+def test_an_archive_source_runs_the_rebuild_branch_locally_and_swaps(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = StandInArchiveReader()
+    module = types.ModuleType("ddbsync.rebuild.files")
+    module.index_archive_object = reader  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ddbsync.rebuild.files", module)
+    world.create_table(0)
+    live = world.live_index_with_ghosts()
+    world.s3.create_bucket(Bucket=ARCHIVE, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    keys = [f"table=orders/dt=2026-01-01/hour={h:02d}/part-{h}.gz" for h in range(25)]
+    for key in [*keys, "errors/processing-failed/x.gz"]:
+        world.s3.put_object(Bucket=ARCHIVE, Key=key, Body=b"")
+    source = {"type": "archive", "uri": f"s3://{ARCHIVE}/", "since": None, "until": None}
+
+    out = io.StringIO()
+    summary = run_backfill(
+        world.settings(), world.backfill_settings(), client=world.os_client, s3=world.s3,
+        exports=LocalExports(world.ddb, world.s3), execution_input={"source": source}, out=out,
+    )  # fmt: skip
+
+    assert summary.status == "SUCCEEDED", summary.cause
+    assert summary.swapped and summary.old_indices == [live]
+    # Every archive object (not Firehose's errors/) from line 0, then again from line 20.
+    assert sorted(reader.calls) == sorted([(k, 0) for k in keys] + [(k, 20) for k in keys])
+    # Objects gone through: the 26 listed (errors/x.gz skipped); lines replayed: 25 x 30.
+    assert (summary.files, summary.items) == (26, 25 * 30)
+    # Two batches (ArchiveObjectsPerBatch 20), each call ending at a 20-line cut or a batch's end.
+    assert out.getvalue().count("batch ") == summary.invocations
+    assert "continues from this line" in out.getvalue()
+    steps = [s for s in summary.execution.trace if s in ("PrepareRebuild", "WaitForArchive", "Finalize")]
+    assert steps == ["PrepareRebuild", "WaitForArchive", "Finalize"]
