@@ -26,8 +26,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,7 @@ __all__ = [
     "LocalExports",
     "backfill_table",
     "run_backfill",
+    "substitutions",
 ]
 
 # The deployed definition. It ships in the package (templates/), so an installed
@@ -64,6 +68,9 @@ FUNCTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:ddbsync-local-Bac
 DEFAULT_BUCKET = "ddbsync-local-exports"
 # moto's ExportTableToPointInTime requires S3Prefix (AWS does not), so local runs always use one.
 DEFAULT_PREFIX = "exports"
+# template.yaml's defaults for the archive Map (ArchiveSettleSeconds, ArchiveObjectsPerBatch).
+ARCHIVE_SETTLE_SECONDS = 960
+ARCHIVE_OBJECTS_PER_BATCH = 20
 LOCAL_FAILURE = ("S3NoSuchBucket", "local export failure requested (LocalExports(fail=True))")
 
 # A (resource, payload) -> result callable: what the runner calls for every Task.
@@ -80,18 +87,26 @@ class _LocalExport:
 class LocalExports:
     """:class:`~ddbsync.backfill.steps.Exports` against moto, writing a real-format export.
 
-    ``items_per_file`` sets the size of the data files; ``fail=True`` makes
+    ``items_per_file`` sets the size of the data files (``multipart=False`` writes each with
+    one PutObject: see :func:`~ddbsync_local.exporter.write_export`); ``fail=True`` makes
     :meth:`describe` report the export FAILED (with ``FailureCode`` and ``FailureMessage``),
     as AWS does for, say, a bucket it cannot write to.
     """
 
     def __init__(
-        self, dynamodb: DynamoDBClient, s3: S3Client, *, items_per_file: int = 1000, fail: bool = False
+        self,
+        dynamodb: DynamoDBClient,
+        s3: S3Client,
+        *,
+        items_per_file: int = 1000,
+        fail: bool = False,
+        multipart: bool = True,
     ) -> None:
         self.dynamodb = dynamodb
         self.s3 = s3
         self.items_per_file = items_per_file
         self.fail = fail
+        self.multipart = multipart
         self.aws = AwsExports(dynamodb)
         self.exports: dict[str, _LocalExport] = {}
 
@@ -116,6 +131,7 @@ class LocalExports:
                 moment.timestamp(),
                 bs.export_format,
                 self.items_per_file,
+                multipart=self.multipart,
             )
         self.exports[export_arn] = _LocalExport(str(description["ExportArn"]), summary_key, moment)
         return {**description, "ExportArn": export_arn, "ExportTime": moment, "ExportStatus": "IN_PROGRESS"}
@@ -166,15 +182,36 @@ def _bar(done: int, total: int, width: int = 24) -> str:
 
 
 class _Progress:
-    """Prints one line per ``index_file`` call: the file's progress bar."""
+    """Prints one line per ``index_file`` call (the file's progress bar) or per archive batch call.
+
+    The Map's children run on threads: every update holds the lock.
+    """
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.files_done = 0
         self.items = 0
         self.invocations = 0
+        self.lock = threading.Lock()
+
+    def archive_batch(self, payload: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.invocations += 1
+            done_before = int((payload.get("checkpoint") or {}).get("item") or 0)
+            done_now = int(result["checkpoint"]["item"])
+            self.files_done += done_now - done_before
+            self.items += int(result.get("applied") or 0) + int(result.get("stale") or 0)
+            items = result.get("items") or []
+            first = str(items[0].get("Key", "?")).rsplit("/", 1)[-1] if items else "?"
+            note = "" if result.get("done") else "  (out of time: continues from this line)"
+            line = f"   batch {first:<40} {_bar(done_now, len(items))} objects{note}"
+            print(line, file=self.out, flush=True)
 
     def index_file(self, payload: Mapping[str, Any], result: Mapping[str, Any]) -> None:
+        with self.lock:
+            self._index_file(payload, result)
+
+    def _index_file(self, payload: Mapping[str, Any], result: Mapping[str, Any]) -> None:
         self.invocations += 1
         file = result.get("file") or {}
         name = str(file.get("key", "?")).rsplit("/", 1)[-1]
@@ -188,6 +225,20 @@ class _Progress:
         else:
             note = "  (out of time: continues from this line)"
         print(f"   {name:<36} {_bar(lines, total)}{note}", file=self.out, flush=True)
+
+
+def substitutions(results_bucket: str, map_concurrency: int = 4) -> dict[str, str]:
+    """The DefinitionSubstitutions of a local run (template.yaml gives the deployed ones).
+
+    The Wait before the archive Map is not slept locally, whatever ArchiveSettleSeconds says.
+    """
+    return {
+        "BackfillFunctionArn": FUNCTION_ARN,
+        "MapConcurrency": str(map_concurrency),
+        "MapResultsBucket": results_bucket,
+        "ArchiveSettleSeconds": str(ARCHIVE_SETTLE_SECONDS),
+        "ArchiveObjectsPerBatch": str(ARCHIVE_OBJECTS_PER_BATCH),
+    }
 
 
 def _remaining_time(timeout_ms: int, tick_ms: int | None) -> Callable[[], int]:
@@ -213,7 +264,7 @@ def run_backfill(
     exports: LocalExports,
     timeout_ms: int = 900_000,
     tick_ms: int | None = None,
-    map_concurrency: int = 4,
+    map_concurrency: int = 1,
     execution_input: Mapping[str, Any] | None = None,
     after_task: Callable[[str, Mapping[str, Any]], None] | None = None,
     out: TextIO | None = None,
@@ -226,29 +277,37 @@ def run_backfill(
     checkpoint. With ``tick_ms`` the clock is simulated instead: every look at the remaining
     time costs ``tick_ms``, so where a call stops does not depend on this machine's speed.
     ``after_task(action, result)`` runs after every successful Task (tests use it to
-    interleave table changes with the steps).
+    interleave table changes with the steps). ``map_concurrency`` is the Maps' MaxConcurrency:
+    1 by default locally, so files are indexed and reported in order (the deployed default
+    is 4; children then run on that many threads here too).
     """
     out = out or sys.stdout
-    definition = load_definition(
-        asl_path, {"BackfillFunctionArn": FUNCTION_ARN, "MapConcurrency": str(map_concurrency)}
-    )
+    definition = load_definition(asl_path, substitutions(bs.export_bucket, map_concurrency))
     backfill = Backfill(settings, bs, client=client, s3=s3, exports=exports)
     progress = _Progress(out)
     stalled: dict[str, int] = {}
+    after_lock = threading.Lock()
+
+    def watch(payload: Mapping[str, Any], result: Mapping[str, Any], key: str) -> None:
+        moved = result["checkpoint"] != (payload.get("checkpoint") or 0) or result["done"]
+        with progress.lock:
+            stalled[key] = 0 if moved else stalled.get(key, 0) + 1
+            if stalled[key] >= 3:
+                # Locally the timeout is ours: never loop forever on a call that cannot progress.
+                raise RuntimeError(f"{key}: no progress in 3 calls; raise timeout_ms ({timeout_ms})")
 
     def handler(payload: dict[str, Any]) -> Any:
         result = backfill(payload, _remaining_time(timeout_ms, tick_ms))
         action = str(payload.get("action"))
         if action == "index_file":
             progress.index_file(payload, result)
-            key = str(result["file"]["key"])
-            moved = result["checkpoint"] != (payload.get("checkpoint") or 0) or result["done"]
-            stalled[key] = 0 if moved else stalled.get(key, 0) + 1
-            if stalled[key] >= 3:
-                # Locally the timeout is ours: never loop forever on a call that cannot progress.
-                raise RuntimeError(f"{key}: no progress in 3 calls; raise timeout_ms ({timeout_ms})")
+            watch(payload, result, str(result["file"]["key"]))
+        elif action == "index_archive_objects":
+            progress.archive_batch(payload, result)
+            watch(payload, result, json.dumps(result["items"][:1]))
         if after_task is not None:
-            after_task(action, result)
+            with after_lock:  # the Map's children call from several threads
+                after_task(action, result)
         return result
 
     task = lambda_task(handler)
@@ -259,7 +318,8 @@ def run_backfill(
         return task(payload)
 
     started = time.monotonic()
-    execution = run(definition, dict(execution_input or {}), invoke)
+    name = f"local-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    execution = run(definition, dict(execution_input or {}), invoke, name=name, s3=s3)
     duration = time.monotonic() - started
     state = (execution.output or {}).get("backfill", {}) if execution.status == "SUCCEEDED" else {}
     summary = BackfillSummary(

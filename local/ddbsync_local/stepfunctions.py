@@ -4,13 +4,16 @@
 the unit tests run the same definition against a fake Lambda, so the flow that runs
 locally is the one deployed. It runs only what the backfill state machine uses: Task
 (a Python callable stands in for the Lambda function), Pass, Wait (never slept: the
-caller decides what a wait means locally), Choice (StringEquals, BooleanEquals),
-inline Map (sequential, whatever ``MaxConcurrency`` says), Succeed, Fail
-(ErrorPath/CausePath), Retry (without the backoff sleeps), Catch, Parameters /
-ItemSelector with ``.$`` keys, ResultPath, OutputPath, JSONPath of the ``$``,
-``$.a.b`` and ``$$.Map.Item.Value`` kinds, and the intrinsics ``States.Format`` and
-``States.JsonToString``. Anything else raises :class:`NotImplementedError`, so a
-state machine that grows a feature fails loudly here instead of being half-simulated.
+caller decides what a wait means locally), Choice (StringEquals, BooleanEquals,
+IsPresent), inline Map (sequential, whatever ``MaxConcurrency`` says), distributed Map
+(:mod:`ddbsync_local.distributed_map`: S3 item readers, ItemBatcher, threads for
+MaxConcurrency, failure tolerance, ResultWriter; its docstring says what it does not
+model), Succeed, Fail (ErrorPath/CausePath), Retry (without the backoff sleeps), Catch,
+Parameters / ItemSelector with ``.$`` keys, ResultPath, OutputPath, JSONPath of the
+``$``, ``$.a.b``, ``$$.Map.Item.Value`` and ``$$.Execution.Name`` kinds, and the
+intrinsics ``States.Format`` and ``States.JsonToString``. Anything else raises
+:class:`NotImplementedError`, so a state machine that grows a feature fails loudly here
+instead of being half-simulated.
 
 Semantics follow https://states-language.net/spec.html (input/output processing:
 InputPath -> Parameters -> task -> ResultSelector -> ResultPath -> OutputPath).
@@ -60,6 +63,8 @@ class Execution:
     """The outcome of :func:`run`: status, output or error, and every state entered in order."""
 
     status: str = "RUNNING"
+    name: str = "local"
+    s3: Any = field(default=None, repr=False)
     output: Any = None
     error: str | None = None
     cause: str | None = None
@@ -67,17 +72,26 @@ class Execution:
 
 
 _MISSING = object()
+LOCAL_EXECUTION_ARN = "arn:aws:states:us-east-1:123456789012:execution:ddbsync-local-backfill"
 _PATH = re.compile(r"^\$\$?(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
-def _get(path: str, data: Any, context: dict[str, Any]) -> Any:
+def _find(path: str, data: Any, context: dict[str, Any]) -> Any:
+    """The value at a JSONPath, or ``_MISSING``."""
     if not _PATH.match(path):
         raise NotImplementedError(f"JSONPath {path!r}")
     node = context if path.startswith("$$") else data
     for part in path.lstrip("$").split(".")[1:]:
         if not isinstance(node, dict) or part not in node:
-            raise StatesError("States.Runtime", f"path {path} not found in {json.dumps(data)[:200]}")
+            return _MISSING
         node = node[part]
+    return node
+
+
+def _get(path: str, data: Any, context: dict[str, Any]) -> Any:
+    node = _find(path, data, context)
+    if node is _MISSING:
+        raise StatesError("States.Runtime", f"path {path} not found in {json.dumps(data)[:200]}")
     return node
 
 
@@ -176,6 +190,8 @@ def _choose(state: dict[str, Any], data: Any, context: dict[str, Any]) -> str:
         elif ops == {"BooleanEquals"}:
             value = _get(rule["Variable"], data, context)
             hit = isinstance(value, bool) and value is rule["BooleanEquals"]
+        elif ops == {"IsPresent"}:
+            hit = (_find(rule["Variable"], data, context) is not _MISSING) is rule["IsPresent"]
         else:
             raise NotImplementedError(f"choice rule {sorted(ops)}")
         if hit:
@@ -278,10 +294,17 @@ def _result(
 
 def _run_map(
     state: dict[str, Any], data: Any, invoke: Invoke, context: dict[str, Any], execution: Execution
-) -> list[Any]:
+) -> Any:
     processor = state.get("ItemProcessor") or state["Iterator"]
+    if processor.get("ProcessorConfig", {}).get("Mode", "INLINE") == "DISTRIBUTED":
+        from ddbsync_local.distributed_map import run_distributed_map
+
+        def child(item_input: Any, child_context: dict[str, Any]) -> Any:
+            return _run_states(processor, item_input, invoke, child_context, execution)
+
+        return run_distributed_map(state, data, context, child, execution.s3)
     if processor.get("ProcessorConfig", {}).get("Mode", "INLINE") != "INLINE":
-        raise NotImplementedError("distributed Map")
+        raise NotImplementedError(f"Map mode {processor['ProcessorConfig']['Mode']}")
     result = []
     for index, item in enumerate(_get(state["ItemsPath"], data, context)):
         item_context = {**context, "Map": {"Item": {"Index": index, "Value": item}}}
@@ -290,11 +313,26 @@ def _run_map(
     return result
 
 
-def run(definition: dict[str, Any], execution_input: Any, invoke: Invoke) -> Execution:
-    """Run ``definition`` on ``execution_input``; ``invoke(resource, payload)`` plays every Task."""
-    execution = Execution()
+def run(
+    definition: dict[str, Any],
+    execution_input: Any,
+    invoke: Invoke,
+    *,
+    name: str = "local",
+    s3: Any = None,
+) -> Execution:
+    """Run ``definition`` on ``execution_input``; ``invoke(resource, payload)`` plays every Task.
+
+    ``name`` is the execution's name (``$$.Execution.Name``); ``s3``, a boto3 S3 client,
+    is what a distributed Map's ItemReader and ResultWriter use.
+    """
+    execution = Execution(name=name, s3=s3)
+    context = {
+        "Execution": {"Id": f"{LOCAL_EXECUTION_ARN}:{name}", "Name": name, "Input": execution_input},
+        "StateMachine": {"Id": LOCAL_EXECUTION_ARN.replace(":execution:", ":stateMachine:")},
+    }
     try:
-        execution.output = _run_states(definition, execution_input, invoke, {}, execution)
+        execution.output = _run_states(definition, execution_input, invoke, context, execution)
         execution.status = "SUCCEEDED"
     except StatesError as e:
         execution.status, execution.error, execution.cause = "FAILED", e.error, e.cause

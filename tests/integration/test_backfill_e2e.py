@@ -107,6 +107,8 @@ class World:
         timeout_ms: int = 900_000,
         tick_ms: int | None = None,
         after_task: Callable[[str, Mapping[str, Any]], None] | None = None,
+        map_concurrency: int = 4,
+        multipart: bool = True,
     ) -> BackfillSummary:
         out = io.StringIO()
         summary = run_backfill(
@@ -114,10 +116,13 @@ class World:
             self.backfill_settings(fmt, keep_old=keep_old),
             client=self.os_client,
             s3=self.s3,
-            exports=LocalExports(self.ddb, self.s3, items_per_file=items_per_file, fail=fail),
+            exports=LocalExports(
+                self.ddb, self.s3, items_per_file=items_per_file, fail=fail, multipart=multipart
+            ),
             timeout_ms=timeout_ms,
             tick_ms=tick_ms,
             after_task=after_task,
+            map_concurrency=map_concurrency,
             out=out,
         )
         self.output = out.getvalue()

@@ -25,6 +25,7 @@ from ddbsync.cli import commands as cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.deadline import Deadline
 from ddbsync.dlq import DeadLetter, send_dead_letters
+from ddbsync.dynamodb.export_manifest import read_files
 from ddbsync.handler import make_handler
 from ddbsync.indexer import StreamIndexer
 from ddbsync.mapping import map_records
@@ -318,7 +319,9 @@ def prepared_and_filled(world: FloorWorld) -> tuple[Backfill, dict[str, Any]]:
     state: dict[str, Any] = {}
     for action in ("prepare", "start_export", "describe_export", "read_manifest"):
         state = backfill({"action": action, "backfill": state}, lambda: 900_000)
-    for file in state["files"]:
+    # The files as the export Map reads them: the lines of manifest-files.json.
+    for entry in read_files(world.s3, state["manifest_bucket"], state["manifest_files_key"]):
+        file = {"key": entry.key, "item_count": entry.item_count}
         done = backfill({"action": "index_file", "backfill": state, "file": file}, lambda: 900_000)
         assert done["done"]
     return backfill, state

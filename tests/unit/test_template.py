@@ -562,6 +562,10 @@ ALLOWED_WILDCARDS = {
     # Firehose writes the archive under its Prefix and its ErrorOutputPrefix only.
     "${ArchiveBucket.Arn}/table=*",
     "${ArchiveBucket.Arn}/errors/*",
+    # The Distributed Maps' results (ResultWriter), read back by report_map_failures.
+    "${ExportBucket.Arn}/map-results/*",
+    # The Distributed Maps' child executions: <state machine>/<map run label>:<id>.
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-backfill/*",
 }
 # Vended-log delivery actions have no resource-level permissions (Step Functions
 # developer guide, "Logging using CloudWatch Logs"): the one statement on "*".
@@ -921,6 +925,9 @@ def test_state_machine_runs_the_backfill_definition_with_its_substitutions(
     assert state_machine["DefinitionSubstitutions"] == {
         "BackfillFunctionArn": {"Fn::GetAtt": ["BackfillFunction", "Arn"]},
         "MapConcurrency": {"Ref": "BackfillMapConcurrency"},
+        "MapResultsBucket": {"Ref": "ExportBucket"},
+        "ArchiveSettleSeconds": {"Ref": "ArchiveSettleSeconds"},
+        "ArchiveObjectsPerBatch": {"Ref": "ArchiveObjectsPerBatch"},
     }
     # The deployed definition is the one `ddbsync backfill` and the state machine tests run;
     # the two substitutions fill every placeholder in it (load_definition raises KeyError on
@@ -928,15 +935,60 @@ def test_state_machine_runs_the_backfill_definition_with_its_substitutions(
     deployed = ROOT / state_machine["DefinitionUri"]
     assert deployed.resolve() == ASL_PATH.resolve()
     arn = "arn:aws:lambda:eu-west-1:123456789012:function:BackfillFunction"
-    definition = load_definition(deployed, {"BackfillFunctionArn": arn, "MapConcurrency": "4"})
+    values = {
+        "BackfillFunctionArn": arn,
+        "MapConcurrency": "4",
+        "MapResultsBucket": "exports",
+        "ArchiveSettleSeconds": "960",
+        "ArchiveObjectsPerBatch": "20",
+    }
+    definition = load_definition(deployed, values)
     tasks = [state for state in states_of(definition) if state["Type"] == "Task"]
     assert tasks and {task["Resource"] for task in tasks} == {arn}
-    assert [s["MaxConcurrency"] for s in states_of(definition) if s["Type"] == "Map"] == [4]
+    assert [s["MaxConcurrency"] for s in states_of(definition) if s["Type"] == "Map"] == [4, 4]
     concurrency = template["Parameters"]["BackfillMapConcurrency"]
     assert (concurrency["Type"], concurrency["Default"], concurrency["MinValue"]) == ("Number", 4, 1)
+    settle = template["Parameters"]["ArchiveSettleSeconds"]
+    buffer = template["Parameters"]["ArchiveBufferIntervalSeconds"]
+    # Firehose may hold a record for its whole buffer interval: the settle wait outlasts the longest.
+    assert settle["Default"] >= buffer["MaxValue"] + 60
+    assert template["Parameters"]["ArchiveObjectsPerBatch"]["Default"] == 20
     assert state_machine["Policies"][0] == {
         "LambdaInvokePolicy": {"FunctionName": {"Ref": "BackfillFunction"}}
     }
+
+
+def test_state_machine_runs_its_distributed_maps_with_least_privilege(
+    resources: dict[str, Any], state_machine: dict[str, Any]
+) -> None:
+    grants = {
+        statement["Sid"]: statement
+        for owner, statement in iam_statements(resources)
+        if owner == "BackfillStateMachine" and statement["Sid"] != "DeliverExecutionLogs"
+    }
+    own = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}"
+    own += ":stateMachine:${AWS::StackName}-backfill"
+    # The policy names the state machine by the name it is given (a !Ref would be circular).
+    assert state_machine["Name"] == {"Fn::Sub": "${AWS::StackName}-backfill"}
+    expected = {
+        # Children are executions of this same state machine ...
+        "StartMapChildren": ("states:StartExecution", {"Fn::Sub": own}),
+        "WatchMapChildren": (
+            ["states:DescribeExecution", "states:StopExecution"],
+            {"Fn::Sub": own.replace(":stateMachine:", ":execution:") + "/*"},
+        ),
+        # ... the ItemReaders read manifest-files.json or list the archive ...
+        "ReadExportManifest": ("s3:GetObject", {"Fn::Sub": "${ExportBucket.Arn}/exports/*"}),
+        "ListArchive": ("s3:ListBucket", {"Fn::GetAtt": ["ArchiveBucket", "Arn"]}),
+        # ... and the ResultWriters write under map-results/ only.
+        "WriteMapResults": (
+            ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"],
+            {"Fn::Sub": "${ExportBucket.Arn}/map-results/*"},
+        ),
+        "UseExportKey": (["kms:GenerateDataKey", "kms:Decrypt"], {"Ref": "ExportKmsKeyId"}),
+    }
+    assert {sid: (g["Action"], g["Resource"]) for sid, g in grants.items()} == expected
+    assert all(g["Effect"] == "Allow" and "Condition" not in g for g in grants.values())
 
 
 def test_state_machine_logs_errors_without_execution_data_and_traces(
@@ -1477,13 +1529,18 @@ def test_firehose_role_writes_only_the_archive_prefixes_with_the_archive_key_thr
         ]
     }
     assert grants["LogDeliveryErrors"]["Action"] == "logs:PutLogEvents"
-    # Nobody else touches the archive key.
-    users = {
-        owner
+    # Nobody else touches the archive key but the backfill, which (a rebuild reads the
+    # archive) may only decrypt, and only through S3.
+    uses = [
+        (owner, statement)
         for owner, statement in iam_statements(resources)
         if {"Fn::GetAtt": ["ArchiveKey", "Arn"]} in as_list(statement["Resource"])
-    }
-    assert users == {"ArchiveDeliveryRole"}
+    ]
+    assert {owner for owner, _ in uses} == {"ArchiveDeliveryRole", "BackfillFunction"}
+    (decrypt,) = [statement for owner, statement in uses if owner == "BackfillFunction"]
+    assert decrypt["Action"] == "kms:Decrypt"
+    via_s3 = {"kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.amazonaws.com"}}
+    assert decrypt["Condition"]["StringEquals"] == via_s3
 
 
 def test_archive_outputs_name_the_function_stream_bucket_and_queue(template: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@
     │                            not be reached, or a letter too big for SQS had no bucket
     ├── AccountingError          a record was given two outcomes (a bug: the invocation fails)
     ├── BackfillError            a backfill step cannot go on
-    │   └── BackfillFileError    an export item that cannot be indexed (file key and line)
+    │   ├── BackfillFileError    an export item that cannot be indexed (file key and line)
+    │   └── MapRunError          a Distributed Map's children failed (s3 uri and line of the first)
     ├── RepairError              a repair cannot go on
     └── RebuildError             a rebuild from the archive cannot go on (bad URI, no objects...)
 
@@ -38,6 +39,7 @@ __all__ = [
     "ExportFormatError",
     "IndexAdminError",
     "ManifestError",
+    "MapRunError",
     "RangeUnavailable",
     "RebuildError",
     "RecordError",
@@ -176,6 +178,15 @@ class BackfillFileError(BackfillError):
         self.line = line
         self.reason = reason
         super().__init__(f"{key}, line {line}: {reason}")
+
+
+class MapRunError(BackfillError):
+    """A Distributed Map run failed: the message names the file and line of its first failures.
+
+    Step Functions reports only ``States.ExceedToleratedFailureThreshold`` to the parent;
+    the backfill's ``report_map_failures`` step reads the children's errors back from the
+    Map's ResultWriter files and raises this with them.
+    """
 
 
 class RepairError(DdbsyncError):

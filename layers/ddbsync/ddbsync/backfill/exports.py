@@ -8,18 +8,18 @@ a user can fix turned into advice. Each flow raises its own error type.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ddbsync.aws import error_code
 from ddbsync.backfill.settings import BackfillSettings
-from ddbsync.errors import DdbsyncError
+from ddbsync.errors import BackfillError, DdbsyncError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["EXPORT_ADVICE", "describe_export", "export_args", "start_export"]
+__all__ = ["EXPORT_ADVICE", "AwsExports", "Exports", "describe_export", "export_args", "start_export"]
 
 # DynamoDB's own words for the export errors a user can fix, turned into advice.
 EXPORT_ADVICE = {
@@ -70,3 +70,24 @@ def describe_export(dynamodb: DynamoDBClient, export_arn: str, error: type[Ddbsy
         return dict(dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"])
     except (BotoCoreError, ClientError) as e:
         raise error(f"DescribeExport failed for {export_arn}: {e}") from e
+
+
+class Exports(Protocol):
+    """Starting and watching a point-in-time export (AWS, or the local stand-in)."""
+
+    def start(self, bs: BackfillSettings, client_token: str) -> dict[str, Any]: ...
+
+    def describe(self, export_arn: str) -> dict[str, Any]: ...
+
+
+class AwsExports:
+    """:class:`Exports` over DynamoDB's ExportTableToPointInTime / DescribeExport."""
+
+    def __init__(self, dynamodb: DynamoDBClient) -> None:
+        self.dynamodb = dynamodb
+
+    def start(self, bs: BackfillSettings, client_token: str) -> dict[str, Any]:
+        return start_export(self.dynamodb, export_args(bs, client_token), BackfillError)
+
+    def describe(self, export_arn: str) -> dict[str, Any]:
+        return describe_export(self.dynamodb, export_arn, BackfillError)

@@ -2,7 +2,9 @@
 
 See docs/backfill-contract.md for the flow. Every action takes the state
 machine's ``backfill`` object and returns it updated (``index_file`` returns its
-own iteration state). Failures raise; the state machine catches them and runs
+own iteration state: :mod:`~ddbsync.backfill.file_step`; the archive branch's actions are in
+:mod:`~ddbsync.backfill.rebuild_steps`, the failure report after a Map in
+:mod:`~ddbsync.backfill.map_report`). Failures raise; the state machine catches them and runs
 ``abort``, which leaves the live index untouched and serving.
 """
 
@@ -12,26 +14,22 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import boto3
-from botocore.exceptions import ClientError
 
-from ddbsync.backfill.exports import describe_export, export_args, start_export
-from ddbsync.backfill.files import index_items
+from ddbsync.backfill import file_step, rebuild_steps
+from ddbsync.backfill.exports import AwsExports, Exports
+from ddbsync.backfill.map_report import raise_map_failures
 from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
-from ddbsync.deadline import Deadline
-from ddbsync.dynamodb.export_format import iter_export_items
 from ddbsync.dynamodb.export_manifest import read_files, read_summary, summary_key_from_export
 from ddbsync.errors import BackfillError, ConfigError
 from ddbsync.observability import logger
 from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.indices import abort_backfill, create_backfill_index, finalize_backfill
-from ddbsync.opensearch.transport import OpenSearchTransport
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from opensearchpy import OpenSearch
 
@@ -45,27 +43,6 @@ __all__ = [
 ]
 
 State = dict[str, Any]
-
-
-class Exports(Protocol):
-    """Starting and watching a point-in-time export (AWS, or the local stand-in)."""
-
-    def start(self, bs: BackfillSettings, client_token: str) -> dict[str, Any]: ...
-
-    def describe(self, export_arn: str) -> dict[str, Any]: ...
-
-
-class AwsExports:
-    """:class:`Exports` over DynamoDB's ExportTableToPointInTime / DescribeExport."""
-
-    def __init__(self, dynamodb: DynamoDBClient) -> None:
-        self.dynamodb = dynamodb
-
-    def start(self, bs: BackfillSettings, client_token: str) -> dict[str, Any]:
-        return start_export(self.dynamodb, export_args(bs, client_token), BackfillError)
-
-    def describe(self, export_arn: str) -> dict[str, Any]:
-        return describe_export(self.dynamodb, export_arn, BackfillError)
 
 
 # Time allowed for the create call that makes the next alias visible: the floor is at least
@@ -119,7 +96,10 @@ class Backfill:
             "start_export": self.start_export,
             "describe_export": self.describe_export,
             "read_manifest": self.read_manifest,
-            "index_file": self.index_file,
+            "index_file": lambda event, left: file_step.index_file(self, event, left),
+            "prepare_rebuild": lambda event, _: rebuild_steps.prepare_rebuild(self, event),
+            "index_archive_objects": lambda e, left: rebuild_steps.index_archive_objects(self, e, left),
+            "report_map_failures": self.report_map_failures,
             "finalize": self.finalize,
             "abort": self.abort,
         }
@@ -206,62 +186,37 @@ class Backfill:
         return state
 
     def read_manifest(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
+        """Check the manifests; the Map reads manifest-files.json itself (no file list in the state)."""
         state = self._state(event)
-        summary = read_summary(self.s3, self.bs.export_bucket, str(state["manifest_summary_key"]))
-        files = read_files(self.s3, self.bs.export_bucket, summary.manifest_files_key)
+        bucket = self.bs.export_bucket
+        summary = read_summary(self.s3, bucket, str(state["manifest_summary_key"]))
+        files = read_files(self.s3, bucket, summary.manifest_files_key)
         listed = sum(f.item_count for f in files)
         if listed != summary.item_count:
             raise BackfillError(
                 f"manifest-files.json lists {listed} items, "
                 f"manifest-summary.json says {summary.item_count}"
             )
-        state["files"] = [{"key": f.key, "item_count": f.item_count} for f in files]
+        state["manifest_bucket"] = bucket
+        state["manifest_files_key"] = summary.manifest_files_key
+        state["file_count"] = len(files)
         state["item_count"] = summary.item_count
         state["output_format"] = summary.output_format
         state["export_time"] = summary.export_time
         return state
 
-    def index_file(self, event: Mapping[str, Any], remaining_ms: Callable[[], int]) -> State:
+    def report_map_failures(self, event: Mapping[str, Any], _: Callable[[], int]) -> NoReturn:
+        """After a Map failed: raise MapRunError naming the file and line of the first failures."""
         state = self._state(event)
-        file = event.get("file")
-        if not isinstance(file, Mapping) or not isinstance(file.get("key"), str):
-            raise BackfillError(f"index_file needs a file {{key, item_count}}, got {file!r}")
-        key = str(file["key"])
-        start = int(event.get("checkpoint") or 0)
-        try:
-            body = self.s3.get_object(Bucket=self.bs.export_bucket, Key=key)["Body"]
-        except ClientError as e:
-            raise BackfillError(f"{key}: cannot read the data file listed in the manifest: {e}") from e
-        deadline = Deadline(remaining_ms, self.settings.timeout_margin_ms)
-        fmt = str(state.get("output_format") or self.bs.export_format)
-        progress = index_items(
-            iter_export_items(body, fmt, key, start_line=start),
-            key=key,
-            start_line=start,
-            export_time=float(state["export_time"]),
-            target=str(state["next_alias"]),
-            settings=self.settings,
-            transport=OpenSearchTransport(self.client),
-            deadline=deadline,
-        )
-        body.close()
-        expected = file.get("item_count")
-        # More lines than the manifest lists is as wrong as fewer: the file is not the one
-        # the export wrote (and finalize's count check cannot see extra documents).
-        if progress.done and isinstance(expected, int) and progress.checkpoint != expected:
-            raise BackfillError(
-                f"{key}: the file holds {progress.checkpoint} lines but the manifest says {expected} items"
-            )
-        if not progress.done and progress.checkpoint == start and not deadline.expired():
-            raise BackfillError(f"{key}: no progress from line {start} (OpenSearch refuses writes?)")
-        return {
-            "file": dict(file),
-            "backfill": state,
-            "checkpoint": progress.checkpoint,
-            "done": progress.done,
-            "indexed": progress.indexed + progress.stale,
-            "lines": progress.checkpoint,
-        }
+        source = state.get("source")
+        data_bucket = self.bs.export_bucket
+        if isinstance(source, Mapping) and source.get("type") == "archive":
+            data_bucket = str(source.get("bucket"))
+        error = event.get("error")
+        raise_map_failures(
+            self.s3, self.bs.export_bucket, str(event.get("execution") or ""), data_bucket,
+            error if isinstance(error, Mapping) else {},
+        )  # fmt: skip
 
     def finalize(self, event: Mapping[str, Any], _: Callable[[], int]) -> State:
         state = self._state(event)

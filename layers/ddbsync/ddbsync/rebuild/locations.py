@@ -27,7 +27,14 @@ from ddbsync.errors import RebuildError
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-__all__ = ["ArchiveListing", "ArchiveLocation", "ArchiveObject", "list_archive", "parse_archive_uri"]
+__all__ = [
+    "ArchiveListing",
+    "ArchiveLocation",
+    "ArchiveObject",
+    "is_archive_object",
+    "list_archive",
+    "parse_archive_uri",
+]
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DAY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
@@ -105,8 +112,13 @@ def partition_span(key: str) -> tuple[float, float] | None:
     return day + hour * HOUR_S, day + (hour + 1) * HOUR_S
 
 
-def _is_error(key: str, prefix: str) -> bool:
-    return _ERRORS in key[len(prefix):].split("/")[:-1] or _ERRORS in prefix.split("/")[:-1]
+def _is_error(key: str) -> bool:
+    return _ERRORS in key.split("/")[:-1]
+
+
+def is_archive_object(key: str) -> bool:
+    """False for a "folder" key and for Firehose's error output (anything under an ``errors/`` folder)."""
+    return not key.endswith("/") and not _is_error(key)
 
 
 class _Lister:
@@ -139,7 +151,7 @@ class _Lister:
         span = partition_span(obj.key)
         if span is not None and not _overlaps(*span, self.since, self.until):
             return
-        if _is_error(obj.key, root):
+        if _is_error(obj.key):
             self.listing.errors_skipped += 1
         else:
             self.listing.objects.append(obj)
