@@ -17,7 +17,9 @@
     ├── AccountingError          a record was given two outcomes (a bug: the invocation fails)
     ├── BackfillError            a backfill step cannot go on
     │   └── BackfillFileError    an export item that cannot be indexed (file key and line)
-    └── RepairError              a repair cannot go on
+    ├── RepairError              a repair cannot go on
+    └── PurgeError               a tombstone purge cannot go on
+        └── PurgeWindowError     the purge window is malformed or shorter than the replay window
 
 Poison, the bad input that goes to the DLQ whole with its reason, is a DecodeError or
 a RecordError: nothing else (no ValueError, no TypeError) means "this record is bad".
@@ -37,6 +39,8 @@ __all__ = [
     "ExportFormatError",
     "IndexAdminError",
     "ManifestError",
+    "PurgeError",
+    "PurgeWindowError",
     "RangeUnavailable",
     "RecordError",
     "RepairError",
@@ -178,3 +182,11 @@ class BackfillFileError(BackfillError):
 
 class RepairError(DdbsyncError):
     """The repair cannot go on; the message says where and why."""
+
+
+class PurgeError(DdbsyncError):
+    """The tombstone purge cannot go on; the message says where and why."""
+
+
+class PurgeWindowError(PurgeError):
+    """The purge window is malformed, or shorter than the replay window without ``--force``."""

@@ -4,6 +4,7 @@
   and :func:`main`, the ``ddbsync`` entry point;
 * ``replay``: ``ddbsync replay`` over :mod:`ddbsync.replay`;
 * ``repair``: ``ddbsync repair`` over :mod:`ddbsync.repair`;
+* ``purge``: ``ddbsync purge-tombstones`` over :mod:`ddbsync.purge`;
 * ``demo``: ``ddbsync demo`` over :mod:`ddbsync_local.demo` (the ``local`` extra);
 * ``backfill``: the local ``ddbsync backfill`` over :mod:`ddbsync_local.backfill_run` (the
   ``local`` extra).

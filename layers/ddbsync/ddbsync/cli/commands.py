@@ -95,6 +95,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "incremental export",
         "ddbsync.cli.repair",
     ),
+    Subcommand(
+        "purge-tombstones",
+        "delete tombstones older than the replay window (--older-than 15d), raising the purge "
+        "floor first so that no older change can bring an item back",
+        "ddbsync.cli.purge",
+    ),
 )
 
 
