@@ -39,8 +39,10 @@ FOURTEEN_DAYS = str(14 * DAY)  # the stack's record DLQ (MessageRetentionPeriod 
 @pytest.fixture
 def dlq14(aws: None) -> str:
     sqs = boto3.client("sqs", region_name="eu-west-1")
-    attributes = {"MaximumMessageSize": "262144", "MessageRetentionPeriod": FOURTEEN_DAYS}
-    return sqs.create_queue(QueueName="record-dlq-14d", Attributes=attributes)["QueueUrl"]
+    return sqs.create_queue(
+        QueueName="record-dlq-14d",
+        Attributes={"MaximumMessageSize": "262144", "MessageRetentionPeriod": FOURTEEN_DAYS},
+    )["QueueUrl"]
 
 
 def stored(client: OpenSearch, alias: str, doc_id: str) -> dict[str, Any] | None:
