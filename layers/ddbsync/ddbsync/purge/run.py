@@ -253,7 +253,7 @@ def _delete_in_rounds(
         if not lines:
             purge.done = True
             return
-        answer = client.bulk(body=lines, params={"refresh": "true"})
+        answer = client.bulk(body=lines, index=purge.index, params={"refresh": "true"})
         statuses = [next(iter(item.values())).get("status") for item in answer["items"]]
         deleted = statuses.count(200)
         purge.deleted += deleted
