@@ -134,6 +134,11 @@ def test_purge_removes_only_tombstones_older_than_the_window_and_an_old_replay_c
     assert searchable(os_client, alias)["a|1"]["n"] == 4
     assert purge(monkeypatch, env, "--older-than", "15d", "--settle-seconds", "0") == 0
     assert "purged 0" in capsys.readouterr().out
+    # A later purge with a longer window never lowers the floor: the higher one stays.
+    latest = read_view(os_client, alias).live.purged
+    assert latest is not None and latest >= horizon + 1
+    assert purge(monkeypatch, env, "--older-than", "20d", "--settle-seconds", "0") == 0
+    assert read_view(os_client, alias).live.purged == latest
 
 
 def test_dry_run_counts_and_changes_nothing(
