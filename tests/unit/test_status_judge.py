@@ -124,7 +124,7 @@ def test_drift_with_messages_waiting_says_replay_first() -> None:
 
 def test_tombstones_piling_up_are_a_notice_with_the_purge_command() -> None:
     f = _only(judge(healthy(counts=Counts(1000, 1000, 5000)), TARGETS))
-    assert (f.severity, f.fix) == (NOTICE, "ddbsync purge-tombstones --older-than 7d")
+    assert (f.severity, f.fix) == (NOTICE, "ddbsync purge-tombstones --older-than 16d")
 
 
 def test_a_running_backfill_is_a_notice_and_an_orphan_next_alias_a_problem() -> None:

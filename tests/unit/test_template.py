@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -550,11 +551,60 @@ def test_alarm_email_is_subscribed_only_when_set(template: dict[str, Any], resou
 # ---------------------------------------------------------------- permissions
 
 
+@pytest.fixture
+def purge(resources: dict[str, Any]) -> dict[str, Any]:
+    return _function_properties(resources, "PurgeFunction")
+
+
+def test_the_purge_runs_on_a_schedule_that_can_be_turned_off(
+    template: dict[str, Any], purge: dict[str, Any]
+) -> None:
+    schedule = purge["Events"]["Schedule"]
+    assert schedule["Type"] == "Schedule"
+    assert schedule["Properties"]["State"] == {"Fn::If": ["PurgeScheduled", "ENABLED", "DISABLED"]}
+    parameter = template["Parameters"]["TombstonePurgeSchedule"]
+    assert parameter["Default"] == "rate(1 day)"
+    pattern = re.compile(parameter["AllowedPattern"])
+    for good in ("off", "rate(1 day)", "rate(12 hours)", "cron(0 3 * * ? *)"):
+        assert pattern.fullmatch(good), good
+    for bad in ("", "daily", "rate(1 fortnight)", "on"):
+        assert not pattern.fullmatch(bad), bad
+
+
+def test_the_purge_window_cannot_be_shorter_than_the_stream_plus_the_dlq_retention(
+    template: dict[str, Any], resources: dict[str, Any], purge: dict[str, Any]
+) -> None:
+    days = template["Parameters"]["TombstoneRetentionDays"]
+    retention_s = int(_properties(resources, "RecordDlq", "AWS::SQS::Queue")["MessageRetentionPeriod"])
+    assert days["MinValue"] * 86_400 >= 24 * 3600 + retention_s
+    assert days["Default"] > days["MinValue"]
+    env = purge["Environment"]["Variables"]
+    assert env["TOMBSTONE_RETENTION_DAYS"] == {"Ref": "TombstoneRetentionDays"}
+    assert env["RECORD_DLQ_URL"] == {"Ref": "RecordDlq"}
+    assert purge["Timeout"] == 900
+
+
+def test_the_purge_may_only_touch_the_alias_indices_and_read_the_dlq_retention(
+    resources: dict[str, Any],
+) -> None:
+    grants = {s["Sid"]: s for owner, s in iam_statements(resources) if owner == "PurgeFunction"}
+    assert set(grants) == {"ReadRecordDlqRetention", "OpenSearchServerlessData", "OpenSearchAliasIndices",
+                           "OpenSearchPurgeTask"}  # fmt: skip
+    assert grants["ReadRecordDlqRetention"]["Action"] == "sqs:GetQueueAttributes"
+    alias_paths = {"Fn::Sub": "${OpenSearchResourceArn}/${IndexAlias}*"}
+    assert grants["OpenSearchAliasIndices"]["Resource"] == alias_paths
+    assert "es:ESHttpDelete" not in grants["OpenSearchAliasIndices"]["Action"]
+
+
 # The only wildcards allowed: HTTP paths under the OpenSearch domain, the exports of
 # the table, the export files under the bucket's exports/ prefix.
 ALLOWED_WILDCARDS = {
     "${OpenSearchResourceArn}/*",
     "${OpenSearchResourceArn}/${IndexAlias}-*",
+    # The purge: the alias, "<alias>,<alias>-next" (one GET reads both), their indices.
+    "${OpenSearchResourceArn}/${IndexAlias}*",
+    # The purge follows its _delete_by_query task.
+    "${OpenSearchResourceArn}/_tasks/*",
     "${Table.Arn}/export/*",
     "${ExistingTableArn}/export/*",
     "${ExportBucket.Arn}/exports/*",

@@ -19,7 +19,9 @@
     │   ├── BackfillFileError    an export item that cannot be indexed (file key and line)
     │   └── MapRunError          a Distributed Map's children failed (s3 uri and line of the first)
     ├── RepairError              a repair cannot go on
-    └── RebuildError             a rebuild from the archive cannot go on (bad URI, no objects...)
+    ├── RebuildError             a rebuild from the archive cannot go on (bad URI, no objects...)
+    └── PurgeError               a tombstone purge cannot go on
+        └── PurgeWindowError     the purge window is malformed or shorter than the replay window
 
 Poison, the bad input that goes to the DLQ whole with its reason, is a DecodeError or
 a RecordError: nothing else (no ValueError, no TypeError) means "this record is bad".
@@ -40,6 +42,8 @@ __all__ = [
     "IndexAdminError",
     "ManifestError",
     "MapRunError",
+    "PurgeError",
+    "PurgeWindowError",
     "RangeUnavailable",
     "RebuildError",
     "RecordError",
@@ -204,3 +208,11 @@ class RebuildError(DdbsyncError):
         self.reason = reason
         self.usage = usage
         super().__init__(reason)
+
+
+class PurgeError(DdbsyncError):
+    """The tombstone purge cannot go on; the message says where and why."""
+
+
+class PurgeWindowError(PurgeError):
+    """The purge window is malformed, or shorter than the replay window without ``--force``."""

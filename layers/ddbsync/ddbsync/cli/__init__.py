@@ -7,6 +7,7 @@
 * ``rebuild``: ``ddbsync rebuild --from-archive`` over :mod:`ddbsync.rebuild`;
 * ``doctor``: ``ddbsync doctor`` over :mod:`ddbsync.doctor`;
 * ``status``: ``ddbsync status`` over :mod:`ddbsync.status`;
+* ``purge``: ``ddbsync purge-tombstones`` over :mod:`ddbsync.purge`;
 * ``demo``: ``ddbsync demo`` over :mod:`ddbsync_local.demo` (the ``local`` extra);
 * ``backfill``: the local ``ddbsync backfill`` over :mod:`ddbsync_local.backfill_run` (the
   ``local`` extra).

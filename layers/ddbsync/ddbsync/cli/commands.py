@@ -113,6 +113,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "with the command that fixes each problem",
         "ddbsync.cli.status",
     ),
+    Subcommand(
+        "purge-tombstones",
+        "delete tombstones older than the replay window (--older-than 15d), raising the purge "
+        "floor first so that no older change can bring an item back",
+        "ddbsync.cli.purge",
+    ),
 )
 
 

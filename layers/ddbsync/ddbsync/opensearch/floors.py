@@ -14,6 +14,12 @@ read the floors of the indices behind their aliases (a :class:`View`) and
   tombstone (compare-and-set, so a newer write in between wins).
 
 Why that is enough: docs/versioning.md, "Snapshot floors".
+
+A tombstone purge (:mod:`ddbsync.purge`) records a second kind of floor in the same
+``_meta`` object, ``ddbsync.purged``: index writes below it are refused exactly like
+writes below a snapshot floor (the two compose: the higher one refuses), but a live
+document below it is legitimate (an item nobody changed since), so the after-writing
+check never turns it into a tombstone. Why: docs/versioning.md, "Purging tombstones".
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ __all__ = [
     "check_after_writing",
     "floor_meta",
     "floor_of_mappings",
+    "purged_of_mappings",
     "refuse_below_floors",
 ]
 
@@ -56,6 +63,13 @@ class Target:
     alias: str
     index: str | None = None  # None: the alias did not resolve when read
     floor: int | None = None  # None: the index has no snapshot floor
+    purged: int | None = None  # None: no tombstone purge has raised the index's purge floor
+
+    @property
+    def write_floor(self) -> int | None:
+        """The floor an index write must reach to be sent: the higher of the two, or None."""
+        floors = [f for f in (self.floor, self.purged) if f is not None]
+        return max(floors) if floors else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,8 @@ class View:
         return None if target is None else target.floor
 
     def highest_floor(self) -> int | None:
-        floors = [t.floor for t in self.targets if t.floor is not None]
+        """The highest floor (snapshot or purge) an index write must reach on some target."""
+        floors = [f for f in (t.write_floor for t in self.targets) if f is not None]
         return max(floors) if floors else None
 
 
@@ -92,11 +107,20 @@ def floor_meta(floor: int) -> dict[str, object]:
 
 
 def floor_of_mappings(mappings: object) -> int | None:
-    """The floor recorded in an index's mappings (``_meta.ddbsync.floor``), or None."""
+    """The snapshot floor recorded in an index's mappings (``_meta.ddbsync.floor``), or None."""
+    return _meta_second(mappings, "floor")
+
+
+def purged_of_mappings(mappings: object) -> int | None:
+    """The purge floor recorded in an index's mappings (``_meta.ddbsync.purged``), or None."""
+    return _meta_second(mappings, "purged")
+
+
+def _meta_second(mappings: object, key: str) -> int | None:
     meta = mappings.get("_meta") if isinstance(mappings, Mapping) else None
     ours = meta.get(_META_KEY) if isinstance(meta, Mapping) else None
-    floor = ours.get("floor") if isinstance(ours, Mapping) else None
-    return floor if isinstance(floor, int) and not isinstance(floor, bool) else None
+    value = ours.get(key) if isinstance(ours, Mapping) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def below_floor(write: Write, floor: int | None) -> bool:
@@ -106,7 +130,7 @@ def below_floor(write: Write, floor: int | None) -> bool:
 
 def refuse_below_floors(writes: list[Write], view: View) -> tuple[list[Write], list[Write]]:
     """Split ``writes`` into (to send, refused); refused writes are STALE and never sent."""
-    lowest = {t.alias: floor_version(t.floor) for t in view.targets if t.floor is not None}
+    lowest = {t.alias: floor_version(f) for t in view.targets if (f := t.write_floor) is not None}
     if not lowest:
         return writes, []
     # Live traffic after a backfill passes every floor: one cheap pass finds that out.
@@ -135,8 +159,10 @@ def check_after_writing(
 
     A write that went through an alias now resolving to another index (a swap, or a new
     backfill's next alias, while the request was in flight) and that is below the new
-    index's floor becomes STALE. A check that cannot be made leaves its writes UNSENT, so
-    they are retried and checked again.
+    index's floor becomes STALE. Only snapshot floors are checked here: a write refused
+    by a purge floor alone stays STALE, and the live document under its id (an item
+    unchanged since before the purge horizon) is left alone. A check that cannot be made
+    leaves its writes UNSENT, so they are retried and checked again.
     """
     moved = {t.alias for t in before.targets if (after.target(t.alias) or Target(t.alias)).index != t.index}
     suspects = list(refused)

@@ -17,7 +17,7 @@ from opensearchpy import exceptions as os_exc
 
 from ddbsync.errors import IndexAdminError
 from ddbsync.mapping import META_FIELD
-from ddbsync.opensearch.floors import Target, View, floor_meta, floor_of_mappings
+from ddbsync.opensearch.floors import Target, View, floor_meta, floor_of_mappings, purged_of_mappings
 
 __all__ = [
     "META_MAPPING",
@@ -169,7 +169,8 @@ def _target(found: dict[str, dict[str, object]], alias: str) -> Target:
         index = _write_index(alias, found)
     except IndexAdminError:  # missing, or no write index: the bulk request will say so
         return Target(alias)
-    return Target(alias, index, floor_of_mappings(found[index].get("mappings")))
+    mappings = found[index].get("mappings")
+    return Target(alias, index, floor_of_mappings(mappings), purged_of_mappings(mappings))
 
 
 # -- backfill: a new index beside the live one, then an atomic swap ---------------------------

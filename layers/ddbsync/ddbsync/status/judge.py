@@ -185,7 +185,7 @@ def _counts(facts: Facts, limits: Thresholds) -> Iterator[Finding]:
     )
     if piled:
         yield Finding(NOTICE, "tombstones", f"{tombstones} tombstones beside {documents} documents",
-                      "ddbsync purge-tombstones --older-than 7d", "Tombstones pile up")  # fmt: skip
+                      "ddbsync purge-tombstones --older-than 16d", "Index grows with tombstones")  # fmt: skip
 
 
 def _archive(facts: Facts, limits: Thresholds) -> Iterator[Finding]:
