@@ -163,9 +163,17 @@ def _run(alias: str, url: str, search: SearchHttp, batch_size: int, verbose: boo
     with scoped_env(env):  # the handler's environment (metrics off unless --verbose)
         archive = run_archive(stream_arn, TABLE, sqs, boto3.client("s3"), dlq_url, batch_size=batch_size,
                               verbose=verbose)  # fmt: skip
-    # Step 11 (to come): rebuild an index from the archive (`ddbsync rebuild --from-archive
-    # <archive.uri>`) and compare it with a table Scan (archive.keys: the data objects).
-    failed = problems or backfill_problems or archive.problems
+
+    _step(11, "rebuild a new index from the archive (ddbsync rebuild --from-archive), compare with a Scan")
+    from ddbsync_local.demo_archive import rebuild_from_archive
+
+    with scoped_env(env):
+        rebuild_problems = archive.problems or rebuild_from_archive(archive, boto3.client("s3"), verbose)
+    if not archive.problems:
+        search.call("POST", f"/{alias}/_refresh")
+        rebuild_problems += _compare(_scan(ddb), _search(search, alias, {"match_all": {}}), deleted)
+    _verdict(rebuild_problems)
+    failed = problems or backfill_problems or archive.problems or rebuild_problems
     return EXIT_MISMATCH if failed else EXIT_PASS
 
 
@@ -236,7 +244,7 @@ def _backfill(
     return [] if summary.swapped else [f"the backfill failed: {summary.error}: {summary.cause}"]
 
 
-STEPS = 10
+STEPS = 11
 
 
 def _step(number: int, text: str) -> None:

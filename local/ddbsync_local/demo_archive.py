@@ -15,6 +15,7 @@ and nothing in the record DLQ or the on-failure queue.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
-__all__ = ["ArchiveOutcome", "run_archive"]
+__all__ = ["ArchiveOutcome", "rebuild_from_archive", "run_archive"]
 
 
 @dataclass(slots=True)
@@ -154,3 +155,33 @@ def _queue_depth(sqs: SQSClient, queue_url: str) -> int:
         QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"]
     )["Attributes"]
     return int(attributes.get("ApproximateNumberOfMessages", "0"))
+
+
+def rebuild_from_archive(outcome: ArchiveOutcome, s3: S3Client, verbose: bool = False) -> list[str]:
+    """``ddbsync rebuild --from-archive`` over the demo's archive into a new index, then the swap.
+
+    The rebuild's own code (:func:`ddbsync.rebuild.rebuild`) with the handler's settings from
+    the environment. No settle wait: the demo's stream is read to its end and the local
+    Firehose flushed, so the archive already holds every change (in AWS the rebuild waits
+    for Firehose's buffers, docs/archive.md). Returns the problems found (none: PASS).
+    """
+    from ddbsync.config import Settings
+    from ddbsync.opensearch.client import build_client
+    from ddbsync.rebuild import rebuild
+    from ddbsync.rebuild.locations import parse_archive_uri
+
+    settings = Settings.from_env(require_dlq=False)
+    out = io.StringIO()
+    with quiet_logs(verbose):
+        summary = rebuild(
+            settings, parse_archive_uri(outcome.uri), client=build_client(settings), s3=s3,
+            settle_seconds=0, out=out, err=io.StringIO(),
+        )  # fmt: skip
+    for line in out.getvalue().splitlines():
+        print(f"   {line.strip()}" if line.startswith("rebuild ") else line)
+    problems = [f"rebuild: {failure}" for failure in summary.failed]
+    if summary.poison:
+        problems.append(f"rebuild: {summary.poison} poison lines")
+    if not summary.swapped:
+        problems.append("rebuild: the alias was not swapped to the rebuilt index")
+    return problems
