@@ -17,7 +17,9 @@
     ├── AccountingError          a record was given two outcomes (a bug: the invocation fails)
     ├── BackfillError            a backfill step cannot go on
     │   └── BackfillFileError    an export item that cannot be indexed (file key and line)
-    └── RepairError              a repair cannot go on
+    ├── RepairError              a repair cannot go on
+    └── StackError               a deployed stack cannot be read (missing, no access, an output
+                                 it should have is not there)
 
 Poison, the bad input that goes to the DLQ whole with its reason, is a DecodeError or
 a RecordError: nothing else (no ValueError, no TypeError) means "this record is bad".
@@ -40,6 +42,7 @@ __all__ = [
     "RangeUnavailable",
     "RecordError",
     "RepairError",
+    "StackError",
     "TransportError",
     "UnknownTypeTagError",
 ]
@@ -178,3 +181,7 @@ class BackfillFileError(BackfillError):
 
 class RepairError(DdbsyncError):
     """The repair cannot go on; the message says where and why."""
+
+
+class StackError(DdbsyncError):
+    """A deployed stack cannot be read or lacks an output; ``str()`` is one line for a person."""
