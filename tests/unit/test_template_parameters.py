@@ -9,18 +9,19 @@ CloudFormation's parameter check (CreateChangeSet), before anything is created. 
 ``<placeholders>`` that those same patterns refuse.
 
 CloudFormation matches AllowedPattern against the whole value (Java regular expressions);
-these patterns use nothing Python's ``re.fullmatch`` reads differently.
+these patterns use nothing Python's ``re.fullmatch`` reads differently. The check is
+:func:`ddbsync_local.guided_deploy.refusal`, the one scripts/deploy-guided asks with.
 """
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ddbsync_local.guided_deploy import refusal
 from tests.support import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,18 +33,8 @@ with (ROOT / "samconfig.toml").open("rb") as _f:
 
 
 def accepts(param: dict[str, Any], value: str) -> bool:
-    """Whether CloudFormation's parameter check lets ``value`` through."""
-    if "AllowedValues" in param and value not in [str(v) for v in param["AllowedValues"]]:
-        return False
-    if "AllowedPattern" in param and re.fullmatch(param["AllowedPattern"], value) is None:
-        return False
-    if param["Type"] == "Number":
-        try:
-            number = float(value)
-        except ValueError:
-            return False
-        return float(param.get("MinValue", number)) <= number <= float(param.get("MaxValue", number))
-    return True
+    """Whether CloudFormation's parameter check lets ``value`` through (scripts/deploy-guided's rule)."""
+    return refusal(param, value) is None
 
 
 @pytest.mark.parametrize("name", sorted(PARAMETERS))
