@@ -251,7 +251,7 @@ def test_flags_without_a_stack_check_only_what_they_name(
 def test_an_unknown_stack_is_a_usage_error(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert ddbsync(["status", "--stack", "no-such-stack"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("ERROR: cannot read the outputs of stack 'no-such-stack': ValidationError")
+    assert err.startswith("ERROR: cannot read stack 'no-such-stack': ValidationError")
     assert len(err.strip().splitlines()) == 1
 
 

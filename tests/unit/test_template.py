@@ -698,6 +698,7 @@ SETTINGS_VARIABLES = {
     "BULK_MAX_BYTES",
     "TIMEOUT_MARGIN_MS",
     "MANAGE_INDEX",
+    "INDEX_TEMPLATE",
     "NEXT_ALIAS_CHECK_SECONDS",
 }
 POWERTOOLS_VARIABLES = {
@@ -820,7 +821,8 @@ def test_backfill_environment_matches_the_indexer_and_the_contract(
 ) -> None:
     indexer = function["Environment"]["Variables"]
     env = backfill["Environment"]["Variables"]
-    for name in ("OPENSEARCH_ENDPOINT", "OPENSEARCH_SERVICE", "INDEX_ALIAS", "PARTITION_KEY", "SORT_KEY"):
+    shared = ("OPENSEARCH_ENDPOINT", "OPENSEARCH_SERVICE", "INDEX_ALIAS", "PARTITION_KEY", "SORT_KEY")
+    for name in (*shared, "INDEX_TEMPLATE"):
         assert env[name] == indexer[name], name
     assert env["TABLE_ARN"] == TABLE_ARN
     assert env["EXPORT_BUCKET"] == {"Ref": "ExportBucket"}

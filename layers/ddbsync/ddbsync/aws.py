@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ddbsync.errors import StackError
+
 if TYPE_CHECKING:
     from botocore.config import Config
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -24,12 +26,15 @@ __all__ = [
     "LazyS3",
     "aws_error",
     "client_config",
+    "cloudformation_client",
     "error_code",
     "lazy_sqs_client",
     "region_of_arn",
     "region_of_queue_url",
     "s3_client",
     "sqs_client",
+    "stack_outputs",
+    "stepfunctions_client",
     "streams_client",
 ]
 
@@ -60,6 +65,31 @@ def s3_client(region: str | None = None) -> S3Client:
     import boto3
 
     return boto3.client("s3", region_name=region, config=client_config())
+
+
+def stepfunctions_client(region: str | None = None) -> Any:
+    """A Step Functions client with bounded retries and timeouts (``ddbsync backfill --stack``)."""
+    import boto3
+
+    return boto3.client("stepfunctions", region_name=region, config=client_config())
+
+
+def cloudformation_client(region: str | None = None) -> Any:
+    """A CloudFormation client with bounded retries and timeouts (a stack's outputs)."""
+    import boto3
+
+    return boto3.client("cloudformation", region_name=region, config=client_config())
+
+
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """The outputs of ``stack`` as {OutputKey: OutputValue}; StackError if it cannot be read."""
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except (BotoCoreError, ClientError) as e:
+        raise StackError(f"cannot read stack {stack!r}: {aws_error(e)}") from e
+    if not stacks:
+        raise StackError(f"stack {stack!r} not found")
+    return {str(o["OutputKey"]): str(o["OutputValue"]) for o in stacks[0].get("Outputs", [])}
 
 
 class _Lazy:

@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ddbsync.errors import ConfigError
+from ddbsync.index_template import fetch_s3_template, is_s3_uri
 
 __all__ = ["BUCKET_NAME", "DEFAULT_INDEX_TEMPLATE", "KMS_KEY_ARN", "EnvReader", "Settings"]
 
@@ -37,7 +38,8 @@ class Settings:
     (required for es/aoss), ``INDEX_ALIAS``, ``PARTITION_KEY``, ``SORT_KEY``,
     ``RECORD_DLQ_URL``, ``TTL_REMOVES`` (delete|keep), ``BULK_MAX_BYTES``,
     ``BULK_MAX_ACTIONS``, ``MAX_DOCUMENT_BYTES``, ``TIMEOUT_MARGIN_MS``, ``RETRY_BASE_MS``,
-    ``RETRY_MAX_MS``, ``INDEX_TEMPLATE``, ``MANAGE_INDEX`` (true|false),
+    ``RETRY_MAX_MS``, ``INDEX_TEMPLATE`` (a path, or ``s3://bucket/key`` read at cold start
+    by :mod:`ddbsync.index_template`), ``MANAGE_INDEX`` (true|false),
     ``NEXT_ALIAS_CHECK_SECONDS`` (how old a writer's view of where the live and next aliases
     point, with the indices' snapshot floors, may get; a backfill's DUAL_WRITE_WAIT_SECONDS
     must be at least this, and the backfill function checks it against its own value),
@@ -99,8 +101,7 @@ class Settings:
         max_doc = read.integer("MAX_DOCUMENT_BYTES", 10 * 1024 * 1024, 1024, 100 * 1024 * 1024)
         margin = read.integer("TIMEOUT_MARGIN_MS", 10_000, 0, 600_000)
         base, cap = read.retries()
-        template = Path(read.optional("INDEX_TEMPLATE") or DEFAULT_INDEX_TEMPLATE)
-        read.check(template.is_file(), f"INDEX_TEMPLATE {str(template)!r} is not a readable file")
+        template = read.index_template()
         manage = read.choice("MANAGE_INDEX", ("true", "false"), "true") == "true"
         next_check = read.integer("NEXT_ALIAS_CHECK_SECONDS", 30, 0, 3600)
         letter_bucket, letter_key = read.dead_letter_bucket()
@@ -186,6 +187,19 @@ class EnvReader:
             key is None or bucket is not None, "DEAD_LETTER_KMS_KEY_ID is set but DEAD_LETTER_BUCKET is not"
         )
         return bucket, key
+
+    def index_template(self) -> Path:
+        """INDEX_TEMPLATE: empty = the bundled file; a local path; or s3://bucket/key, read now."""
+        raw = self.optional("INDEX_TEMPLATE")
+        if raw is not None and is_s3_uri(raw):
+            try:
+                return fetch_s3_template(raw)
+            except ConfigError as e:
+                self.problems.extend(e.problems)
+                return DEFAULT_INDEX_TEMPLATE
+        template = Path(raw or DEFAULT_INDEX_TEMPLATE)
+        self.check(template.is_file(), f"INDEX_TEMPLATE {str(template)!r} is not a readable file")
+        return template
 
     def choice(self, name: str, options: tuple[str, ...], default: str | None) -> str:
         raw = self.env.get(name, "").strip().lower()

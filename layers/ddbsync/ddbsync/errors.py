@@ -20,8 +20,10 @@
     │   └── MapRunError          a Distributed Map's children failed (s3 uri and line of the first)
     ├── RepairError              a repair cannot go on
     ├── RebuildError             a rebuild from the archive cannot go on (bad URI, no objects...)
-    └── PurgeError               a tombstone purge cannot go on
-        └── PurgeWindowError     the purge window is malformed or shorter than the replay window
+    ├── PurgeError               a tombstone purge cannot go on
+    │   └── PurgeWindowError     the purge window is malformed or shorter than the replay window
+    └── StackError               a deployed stack cannot be read (missing, no access, an output
+                                 it should have is not there)
 
 Poison, the bad input that goes to the DLQ whole with its reason, is a DecodeError or
 a RecordError: nothing else (no ValueError, no TypeError) means "this record is bad".
@@ -48,6 +50,7 @@ __all__ = [
     "RebuildError",
     "RecordError",
     "RepairError",
+    "StackError",
     "TransportError",
     "UnknownTypeTagError",
 ]
@@ -216,3 +219,7 @@ class PurgeError(DdbsyncError):
 
 class PurgeWindowError(PurgeError):
     """The purge window is malformed, or shorter than the replay window without ``--force``."""
+
+
+class StackError(DdbsyncError):
+    """A deployed stack cannot be read or lacks an output; ``str()`` is one line for a person."""

@@ -1,4 +1,5 @@
-"""``ddbsync backfill`` (local): its options, and the call into :mod:`ddbsync_local.backfill_run`.
+"""``ddbsync backfill``: locally (moto, :mod:`ddbsync_local.backfill_run`), or with ``--stack``
+on the deployed state machine in AWS (:mod:`ddbsync.cli.backfill_stack`).
 
 ddbsync_local (moto glue and AWS stand-ins, the ``local`` extra) is imported only when
 the command runs or builds its options, never when the Lambda code is imported.
@@ -38,10 +39,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="export bucket, created if missing (default: %(default)s)")
     parser.add_argument("--timeout-ms", type=int, default=900_000,
                         help="the backfill Lambda's timeout per call (default: %(default)s)")  # fmt: skip
+    from ddbsync.cli.backfill_stack import add_stack_arguments
+
+    add_stack_arguments(parser)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Entry point for the CLI: 0 swapped, 1 failed, 2 no OpenSearch, 3 bad table or options."""
+    """Entry point for the CLI: 0 swapped, 1 failed, 2 no OpenSearch, 3 bad table or options.
+
+    With --stack: 0 the execution succeeded, 1 it did not (the cause is printed), 2 it could
+    not be started (no such stack, no access, bad --input).
+    """
+    if args.stack:
+        from ddbsync.cli.backfill_stack import run_on_stack
+
+        return run_on_stack(args)
     from ddbsync_local.backfill_run import backfill_table
 
     return backfill_table(

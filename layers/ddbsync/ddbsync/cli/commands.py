@@ -46,8 +46,10 @@ class Subcommand:
     name: str
     help: str
     module: str
-    # Runs AWS locally with moto (the ``local`` extra).
+    # Runs AWS locally with moto (the ``local`` extra)...
     needs_moto: bool = False
+    # ...unless this option is given: then it works on the deployed stack instead.
+    remote_option: str | None = None
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """Let the module declare its options."""
@@ -58,7 +60,8 @@ class Subcommand:
 
     def run(self, args: argparse.Namespace) -> int:
         """Run the module's ``main``; its return value is the exit code."""
-        if self.needs_moto and moto_is_missing():
+        remote = self.remote_option is not None and bool(getattr(args, self.remote_option, None))
+        if self.needs_moto and not remote and moto_is_missing():
             print(
                 f"ddbsync {self.name} plays its AWS services locally with moto, which is not "
                 f"installed: {LOCAL_EXTRA} (or set AWS_ENDPOINT_URL to a running moto_server)",
@@ -80,9 +83,11 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "backfill",
         "rebuild an index alias from a point-in-time export with the backfill state machine, "
-        "locally (moto + a real OpenSearch), then swap the alias",
+        "then swap the alias: locally (moto + a real OpenSearch), or with --stack NAME on the "
+        "deployed state machine, following its progress until it ends",
         "ddbsync.cli.backfill",
         needs_moto=True,
+        remote_option="stack",
     ),
     Subcommand(
         "replay",

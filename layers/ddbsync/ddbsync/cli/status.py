@@ -9,15 +9,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, TextIO, cast
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from ddbsync.aws import aws_error, client_config
+from ddbsync.aws import client_config, stack_outputs
 from ddbsync.config import Settings
-from ddbsync.errors import ConfigError
+from ddbsync.errors import ConfigError, StackError
 from ddbsync.status import Clients, Targets, Thresholds, Unknown, as_json, as_text, gather, judge
 from ddbsync.status.judge import DRIFT_RATIO
 from ddbsync.status.sources import MetricReader
-from ddbsync.status.targets import stack_outputs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -142,8 +139,8 @@ def main(
 
             cloudformation = boto3.client("cloudformation", region_name=region, config=client_config())
         targets = _targets(args, env, cloudformation)
-    except (BotoCoreError, ClientError) as e:
-        print(f"ERROR: cannot read the outputs of stack {args.stack!r}: {aws_error(e)}", file=sys.stderr)
+    except StackError as e:
+        print(f"ERROR: {e}", file=sys.stderr)
         return EXIT_USAGE
     if targets == Targets(service=targets.service):
         print("ERROR: nothing to check: pass --stack NAME, or --table/--alias/--record-dlq/... "

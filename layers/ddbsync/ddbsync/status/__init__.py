@@ -12,7 +12,7 @@ from ddbsync.status.facts import Facts, Skipped, Unknown
 from ddbsync.status.gather import Clients, gather
 from ddbsync.status.judge import NOTICE, PROBLEM, Finding, Thresholds, judge
 from ddbsync.status.render import as_json, as_text
-from ddbsync.status.targets import Targets, stack_outputs
+from ddbsync.status.targets import Targets
 
 __all__ = [
     "NOTICE",
@@ -28,5 +28,4 @@ __all__ = [
     "as_text",
     "gather",
     "judge",
-    "stack_outputs",
 ]

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation.type_defs import DescribeStacksOutputTypeDef
 
-__all__ = ["OUTPUT_OF", "StackReader", "Targets", "stack_outputs"]
+__all__ = ["OUTPUT_OF", "StackReader", "Targets"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +69,3 @@ class StackReader(Protocol):
     """The one CloudFormation call status makes (a boto3 client, or a stand-in)."""
 
     def describe_stacks(self, *, StackName: str) -> DescribeStacksOutputTypeDef: ...
-
-
-def stack_outputs(cloudformation: StackReader, stack: str) -> dict[str, str]:
-    """``OutputKey -> OutputValue`` of ``stack``; botocore raises when the stack does not exist."""
-    stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    outputs = stacks[0].get("Outputs", []) if stacks else []
-    return {o["OutputKey"]: o.get("OutputValue", "") for o in outputs if "OutputKey" in o}
