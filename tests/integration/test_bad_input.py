@@ -20,7 +20,6 @@ import boto3
 import pytest
 from opensearchpy import OpenSearch
 
-from ddbsync import indexer
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
 from ddbsync.handler import make_handler
 from tests.conftest import OPENSEARCH_URL, base_env, dlq_messages
@@ -47,15 +46,8 @@ def docs(client: OpenSearch, alias: str) -> dict[str, Any]:
     return {h["_id"]: h["_source"] for h in hits}
 
 
-@pytest.fixture(params=[1, indexer.STEP_CHANGES], ids=["steps-of-1", "one-step"])
-def step_changes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Send each batch in steps of 1 change too (the steps a large batch is sent in)."""
-    monkeypatch.setattr(indexer, "STEP_CHANGES", request.param)
-    return int(request.param)
-
-
 def test_unknown_type_tag_goes_to_the_dlq_and_the_rest_is_indexed(
-    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str], step_changes: int
+    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     poison_event = load_event("poison.json")
     handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))
@@ -298,7 +290,7 @@ def test_an_event_without_a_records_list_fails_the_invocation(alias: str, dlq_ur
 
 
 def test_documents_the_serializer_refuses_are_dead_lettered_and_the_rest_is_indexed(
-    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str], step_changes: int
+    os_client: OpenSearch, alias: str, dlq_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sample = load_event("unserializable.json")
     handler = make_handler(Settings.from_env(base_env(alias, dlq_url)))

@@ -40,7 +40,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, cast
-from unittest import mock
 
 import boto3
 import pytest
@@ -50,7 +49,6 @@ from hypothesis import strategies as st
 from moto import mock_aws
 from opensearchpy import OpenSearch
 
-from ddbsync import indexer
 from ddbsync.accounting import Disposition
 from ddbsync.backfill.settings import BackfillSettings
 from ddbsync.config import Settings
@@ -434,20 +432,16 @@ NO_FAULTS = Faults(seed=0, request=0.0, reset=0.0, item_429=0.0, mget=0.0, short
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(story=st.lists(step, min_size=4, max_size=40), faults=faults_st,
-       ttl_mode=st.sampled_from(["delete", "keep"]), backfill_at=st.none() | st.integers(0, 39),
-       step_changes=st.sampled_from([1, 2, indexer.STEP_CHANGES]))
+       ttl_mode=st.sampled_from(["delete", "keep"]), backfill_at=st.none() | st.integers(0, 39))
 # The runbook's mapping fix (issue #7, section 2): a poison insert goes to the DLQ, the item
 # is deleted, a backfill with the fixed mapping swaps the alias, and the DLQ is replayed.
 @example(story=[("put", "k0", True), ("deliver", "", False), ("delete", "k0", False),
                 ("deliver", "", False), ("put", "k1", False)],
-         faults=NO_FAULTS, ttl_mode="delete", backfill_at=3, step_changes=indexer.STEP_CHANGES)
+         faults=NO_FAULTS, ttl_mode="delete", backfill_at=3)
 def test_the_promise_holds_with_failures_backfill_and_replays(
     os_client: OpenSearch, tmp_path_factory: pytest.TempPathFactory, story: list[tuple[str, str, bool]],
-    faults: Faults, ttl_mode: str, backfill_at: int | None, step_changes: int,
+    faults: Faults, ttl_mode: str, backfill_at: int | None,
 ) -> None:
     if backfill_at is not None:
         backfill_at = min(backfill_at, len(story) - 1)
-    # The indexer sends a batch in steps decoded ahead (StreamIndexer._send_changes); with 1 or 2
-    # changes a step, the stories' small batches take that path too.
-    with mock.patch.object(indexer, "STEP_CHANGES", step_changes):
-        run_story(os_client, tmp_path_factory.mktemp("tpl"), story, faults, ttl_mode, backfill_at)
+    run_story(os_client, tmp_path_factory.mktemp("tpl"), story, faults, ttl_mode, backfill_at)

@@ -36,7 +36,6 @@ from ddbsync.opensearch.floors import Target, View
 from ddbsync.opensearch.indices import ensure_index, next_alias_name, read_view
 from ddbsync.opensearch.sending import send
 from ddbsync.opensearch.transport import Transport
-from ddbsync.prefetch import prefetched
 from ddbsync.versioning import floor_version
 
 if TYPE_CHECKING:
@@ -45,33 +44,10 @@ if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
 __all__ = [
-    "STEP_CHANGES",
     "BatchResult",
     "LambdaContextLike",
     "StreamIndexer",
 ]
-
-
-# Changes per step of a batch's sending (see StreamIndexer._send_changes): small enough that
-# the first step's decoding, which nothing overlaps, is a small part of a 1,000-record batch.
-STEP_CHANGES = 250
-
-
-def _prepared(changes: Sequence[Change], aliases: Sequence[str]) -> tuple[list[Write], list[Poison]]:
-    """Decode ``changes`` (the newest image per key) and serialize their writes; (writes, poison)."""
-    found: list[Poison] = []
-    ready = [c if c.op != "index" else materialize_newest(c, found) for c in changes]
-    return make_writes([c for c in ready if c is not None], aliases), found
-
-
-def _merge(report: SendReport, part: SendReport) -> None:
-    """Add one step's report to the batch's."""
-    report.writes.extend(part.writes)
-    report.retries += part.retries
-    report.requests += part.requests
-    report.stopped_early = report.stopped_early or part.stopped_early
-    for outcome, count in part.counts.items():
-        report.counts[outcome] = report.counts.get(outcome, 0) + count
 
 
 class LambdaContextLike(Protocol):
@@ -187,34 +163,19 @@ class StreamIndexer:
         )
 
     def _send_changes(self, changes: list[Change], poison: list[Poison], deadline: Deadline) -> SendReport:
-        """Decode the surviving changes (poison images go to ``poison``) and send them.
-
-        A large batch goes in steps of :data:`STEP_CHANGES`: the next step is decoded and
-        serialized in a background thread while this one's ``_bulk`` request is in flight
-        (:mod:`ddbsync.prefetch`), so a batch takes about the larger of the two costs rather
-        than their sum. Steps are sent in order, with the one view read for the batch, so
-        what is written and how each record is accounted are the same as in one step.
-        """
-        view, retries = self._view_within(changes, deadline)
+        """Decode the surviving changes (poison images go to ``poison``) and send them."""
+        ready = [c if c.op != "index" else materialize_newest(c, poison) for c in changes]
+        alive = [c for c in ready if c is not None]
+        view, retries = self._view_within(alive, deadline)
         if isinstance(view, IndexAdminError):
             logger.warning("cannot read where the aliases point; the batch will be retried",
                            extra={"reason": str(view)})  # fmt: skip
-            writes, found = _prepared(changes, [self.settings.index_alias])
-            poison.extend(found)
+            writes = make_writes(alive, [self.settings.index_alias])
             for write in writes:
                 write.result = WriteResult(Outcome.UNSENT, view.status, "targets_unknown", str(view))
             return SendReport(writes, retries=retries, stopped_early=True)
-        report = SendReport([], retries=retries)
-        steps = [changes[i : i + STEP_CHANGES] for i in range(0, len(changes), STEP_CHANGES)]
-        if len(steps) == 1:  # nothing to overlap: no thread
-            writes, found = _prepared(changes, view.aliases)
-            poison.extend(found)
-            _merge(report, self._send(writes, deadline, view))
-        else:
-            with prefetched(_prepared(step, view.aliases) for step in steps) as ready:
-                for writes, found in ready:
-                    poison.extend(found)
-                    _merge(report, self._send(writes, deadline, view))
+        report = self._send(make_writes(alive, view.aliases), deadline, view)
+        report.retries += retries
         self._drop_writes_to_a_finished_backfill(report)
         return report
 
