@@ -17,7 +17,8 @@
     ├── AccountingError          a record was given two outcomes (a bug: the invocation fails)
     ├── BackfillError            a backfill step cannot go on
     │   └── BackfillFileError    an export item that cannot be indexed (file key and line)
-    └── RepairError              a repair cannot go on
+    ├── RepairError              a repair cannot go on
+    └── VerifyError              a verify (table against index) cannot go on
 
 Poison, the bad input that goes to the DLQ whole with its reason, is a DecodeError or
 a RecordError: nothing else (no ValueError, no TypeError) means "this record is bad".
@@ -42,6 +43,7 @@ __all__ = [
     "RepairError",
     "TransportError",
     "UnknownTypeTagError",
+    "VerifyError",
 ]
 
 
@@ -178,3 +180,7 @@ class BackfillFileError(BackfillError):
 
 class RepairError(DdbsyncError):
     """The repair cannot go on; the message says where and why."""
+
+
+class VerifyError(DdbsyncError):
+    """``ddbsync verify`` cannot go on (table or index unreadable); the message says why."""

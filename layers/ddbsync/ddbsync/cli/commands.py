@@ -95,6 +95,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "incremental export",
         "ddbsync.cli.repair",
     ),
+    Subcommand(
+        "verify",
+        "compare the table with the index: missing, extra and stale documents "
+        "(--repair fixes them); exit 1 when drift is found",
+        "ddbsync.cli.verify",
+    ),
 )
 
 
