@@ -9,7 +9,16 @@
 The command line is :mod:`ddbsync.cli.verify`.
 """
 
-from ddbsync.verify.compare import Drift, IndexEntry, TableEntry, body_digest, classify, join, table_entry
+from ddbsync.verify.compare import (
+    Drift,
+    IndexEntry,
+    TableEntry,
+    body_digest,
+    classify,
+    index_entry,
+    join,
+    table_entry,
+)
 from ddbsync.verify.fix import Candidate, FixCounts, repair_drift
 from ddbsync.verify.run import Progress, VerifySummary, default_progress, run_verify
 from ddbsync.verify.scan import SortedRuns, parallel_scan
@@ -28,6 +37,7 @@ __all__ = [
     "classify",
     "default_progress",
     "fetch_entries",
+    "index_entry",
     "join",
     "parallel_scan",
     "repair_drift",
