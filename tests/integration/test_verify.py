@@ -173,3 +173,20 @@ def test_usage_errors_exit_2(vw: VerifyWorld) -> None:
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(["verify", "--segments", "0"])
     assert exited.value.code == 2
+
+
+def test_the_scheduled_lambda_publishes_drift_documents(
+    vw: VerifyWorld, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ddbsync.verify.scheduled import make_handler
+
+    plant_every_kind(vw)
+    handler = make_handler({**vw.env(), "VERIFY_SEGMENTS": "2"}, ddb=vw.ddb, client=vw.client)
+    report = handler({"source": "aws.scheduler"}, None)
+    assert report["drift"] == 5 and report["repaired"] is None
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (metrics,) = [m for m in emf if "DriftDocuments" in m]
+    assert metrics["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ddbsync"
+    values = [metrics[name] for name in ("DriftDocuments", "DriftMissing", "DriftExtra", "DriftStale")]
+    assert [v if isinstance(v, list) else [v] for v in values] == [[5], [2], [2], [1]]
+    assert vw.base.searchable() != vw.base.table()  # read-only: nothing was fixed

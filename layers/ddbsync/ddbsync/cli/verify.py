@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, TextIO
 
 from ddbsync.config import Settings
 from ddbsync.errors import ConfigError, DdbsyncError
-from ddbsync.verify import VerifySummary, default_progress, run_verify
+from ddbsync.verify import VerifySummary, default_progress, run_verify, table_name
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from opensearchpy import OpenSearch
 
-__all__ = ["EXIT_DRIFT", "EXIT_OK", "EXIT_USAGE", "add_arguments", "main", "table_name"]
+__all__ = ["EXIT_DRIFT", "EXIT_OK", "EXIT_USAGE", "add_arguments", "main"]
 
 EXIT_OK, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2
 
@@ -67,18 +67,6 @@ the index could not be read. See docs/runbook.md, "Drift found"."""
     progress.add_argument("--progress", dest="progress", action="store_true", default=None,
                           help="show the progress bar on stderr even when it is not a terminal")  # fmt: skip
     progress.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-
-
-def table_name(explicit: str | None, env: Mapping[str, str]) -> str | None:
-    """``--table``, else TABLE_NAME, else the name in TABLE_ARN; None when none is set."""
-    if explicit:
-        return explicit.strip()
-    if env.get("TABLE_NAME", "").strip():
-        return env["TABLE_NAME"].strip()
-    arn = env.get("TABLE_ARN", "").strip()
-    if ":table/" in arn:
-        return arn.split(":table/", 1)[1].split("/", 1)[0]
-    return None
 
 
 def _estimate(ddb: DynamoDBClient, table: str) -> int | None:

@@ -20,7 +20,7 @@ from ddbsync.verify.compare import (
     table_entry,
 )
 from ddbsync.verify.fix import Candidate, FixCounts, repair_drift
-from ddbsync.verify.run import Progress, VerifySummary, default_progress, run_verify
+from ddbsync.verify.run import Progress, VerifySummary, default_progress, run_verify, table_name
 from ddbsync.verify.scan import SortedRuns, parallel_scan
 from ddbsync.verify.walk import fetch_entries, walk_index
 
@@ -43,5 +43,6 @@ __all__ = [
     "repair_drift",
     "run_verify",
     "table_entry",
+    "table_name",
     "walk_index",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any, TextIO
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from opensearchpy import OpenSearch
 
-__all__ = ["CONFIRM_CHUNK", "Progress", "VerifySummary", "default_progress", "run_verify"]
+__all__ = ["CONFIRM_CHUNK", "Progress", "VerifySummary", "default_progress", "run_verify", "table_name"]
 
 CONFIRM_CHUNK = 500
 
@@ -230,6 +230,18 @@ def run_verify(
         progress.end()
     summary.duration_s = time.monotonic() - began
     return summary
+
+
+def table_name(explicit: str | None, env: Mapping[str, str]) -> str | None:
+    """``explicit`` (``--table``), else TABLE_NAME, else the name in TABLE_ARN; None when none is set."""
+    if explicit and explicit.strip():
+        return explicit.strip()
+    if env.get("TABLE_NAME", "").strip():
+        return env["TABLE_NAME"].strip()
+    arn = env.get("TABLE_ARN", "").strip()
+    if ":table/" in arn:
+        return arn.split(":table/", 1)[1].split("/", 1)[0] or None
+    return None
 
 
 def default_progress(enabled: bool | None, total: int | None = None) -> Progress:
