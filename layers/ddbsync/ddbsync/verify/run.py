@@ -33,7 +33,7 @@ from ddbsync.errors import DdbsyncError, IndexAdminError, VerifyError
 from ddbsync.opensearch.indices import read_view
 from ddbsync.verify.compare import Drift, TableEntry, classify, join, table_entry
 from ddbsync.verify.fix import Candidate, FixCounts, repair_drift
-from ddbsync.verify.scan import RUN_SIZE, SortedRuns, parallel_scan
+from ddbsync.verify.scan import PAGE_ITEMS, RUN_SIZE, SortedRuns, parallel_scan
 from ddbsync.verify.walk import fetch_entries, walk_index
 from ddbsync.versioning import export_version
 
@@ -135,9 +135,9 @@ class _Spool:
 
 def _scan(
     summary: VerifySummary, runs: SortedRuns, ddb: DynamoDBClient, settings: Settings,
-    progress: Progress, examples: int,
+    progress: Progress, examples: int, page_items: int,
 ) -> None:  # fmt: skip
-    for page in parallel_scan(ddb, summary.table, summary.segments):
+    for page in parallel_scan(ddb, summary.table, summary.segments, page_items):
         for item in page:
             try:
                 runs.add(table_entry(item, settings.partition_key, settings.sort_key))
@@ -191,7 +191,8 @@ def _add(total: FixCounts, more: FixCounts) -> None:
 def run_verify(
     settings: Settings, table: str, *, ddb: DynamoDBClient, client: OpenSearch, segments: int = 4,
     repair: bool = False, workdir: str | None = None, progress: Progress | None = None,
-    examples: int = 10, run_size: int = RUN_SIZE, clock: Callable[[], float] = time.time,
+    examples: int = 10, run_size: int = RUN_SIZE, page_items: int = PAGE_ITEMS,
+    clock: Callable[[], float] = time.time,
     before_repair: Callable[[Sequence[Candidate]], None] | None = None,
 ) -> VerifySummary:  # fmt: skip
     """Compare ``table`` with the index behind ``settings.index_alias``; raise VerifyError if it cannot.
@@ -215,7 +216,7 @@ def run_verify(
     spool = _Spool(workdir)
     try:
         with SortedRuns(workdir, run_size) as runs:
-            _scan(summary, runs, ddb, settings, progress, examples)
+            _scan(summary, runs, ddb, settings, progress, examples, page_items)
             _walk(summary, runs, client, spool, newest, progress)
         for chunk in spool.chunks(CONFIRM_CHUNK):
             confirmed = _confirm(chunk, client, summary, newest, examples)

@@ -1,9 +1,10 @@
 """The table side of a verify: a parallel, strongly consistent Scan, spilled to sorted runs.
 
 :func:`parallel_scan` runs one thread per segment (``Segment``/``TotalSegments``); pages
-travel through a bounded queue, so at most ``2 * segments`` pages are held whatever the
-table's size. ``ConsistentRead`` makes each page reflect every write made before it was
-requested, which the repair's version rule relies on (:mod:`ddbsync.verify.fix`).
+travel through a bounded queue, so at most ``2 * segments`` pages (one queued and one
+being read per segment) are held whatever the table's size. ``ConsistentRead`` makes each
+page reflect every write made before it was requested, which the repair's version rule
+relies on (:mod:`ddbsync.verify.fix`).
 
 :class:`SortedRuns` keeps memory flat: entries are buffered up to ``run_size``, sorted by
 document id and written to a temporary file (a *run*); :meth:`SortedRuns.merged` reads all
@@ -62,7 +63,7 @@ def parallel_scan(
     ddb: DynamoDBClient, table: str, segments: int, page_items: int = PAGE_ITEMS
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield the table's items page by page, ``segments`` Scan segments read in parallel."""
-    pages: queue.Queue[object] = queue.Queue(maxsize=2 * segments)
+    pages: queue.Queue[object] = queue.Queue(maxsize=segments)
     stop = threading.Event()
     threads = [
         threading.Thread(
