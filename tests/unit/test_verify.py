@@ -102,3 +102,17 @@ def test_parallel_scan_reads_every_item_once(aws: None) -> None:
     assert max(len(p) for p in pages) <= 20
     with pytest.raises(VerifyError, match="cannot scan table 'nope'"):
         list(parallel_scan(ddb, "nope", 2))
+
+
+def test_the_progress_bar_draws_on_its_stream_only() -> None:
+    import io
+
+    from ddbsync.verify import Progress, default_progress
+
+    stream = io.StringIO()
+    bar = Progress(stream, total=100)
+    bar.show("scan", 50, force=True)
+    assert stream.getvalue() == "\rscan   [" + "#" * 15 + "." * 15 + "] 50/~100\x1b[K"
+    bar.end()
+    assert stream.getvalue().endswith("\r\x1b[K")
+    assert default_progress(False).stream is None
