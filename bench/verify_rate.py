@@ -13,7 +13,12 @@ Each measurement is a fresh ``python`` subprocess (this file with ``--child``):
 * ``scan``: ``verify.scan.parallel_scan`` over the table, counting items: the plain
   parallel Scan (same segments, page size and ConsistentRead as the verify's);
 * ``verify``: ``verify.run_verify`` (read-only) over the same table and the index;
-* ``floor``: imports and clients only.
+* ``floor``: imports and clients only;
+* ``pipeline`` (``--pipeline``): the table's pages are first read into memory (not
+  timed), then ``run_verify`` runs against a stand-in client that hands them back: the
+  verify's own processing rate (decode, digest, sort, index walk, merge, confirm) with no
+  DynamoDB time at all, the ceiling a faster Scan than moto's could reach. Its peak RSS
+  includes the pages held, so it is not a memory figure.
 
 A child reports wall seconds, items and ``ru_maxrss`` (peak RSS, KiB). The ratio is
 verify items/s divided by scan items/s, in the same run, rounds alternating the order.
@@ -92,8 +97,8 @@ def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit("moto_server did not start")
 
 
-def _seed(size: int, endpoint: str) -> tuple[str, str]:
-    """Create and fill the table and the index; return (table, alias)."""
+def _seed(size: int, endpoint: str, *, table_too: bool = True) -> tuple[str, str]:
+    """Create and fill the table (unless not ``table_too``) and the index; return (table, alias)."""
     import boto3
     import orjson
     from opensearchpy import OpenSearch
@@ -105,14 +110,18 @@ def _seed(size: int, endpoint: str) -> tuple[str, str]:
     from ddbsync.versioning import export_version
 
     table, alias = f"verify-bench-{size}", f"verify-bench-{uuid.uuid4().hex[:8]}"
-    ddb = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint,
-                       aws_access_key_id="bench", aws_secret_access_key="bench")  # fmt: skip
-    ddb.create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                              {"AttributeName": "sk", "AttributeType": "S"}],
-    )  # fmt: skip
+    ddb: Any = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint,
+                            aws_access_key_id="bench", aws_secret_access_key="bench")  # fmt: skip
+    if not table_too:
+        ddb = _Synthetic(size)
+    else:
+        ddb.create_table(
+            TableName=table, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                       {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                  {"AttributeName": "sk", "AttributeType": "S"}],
+        )  # fmt: skip
     client = OpenSearch(hosts=[OPENSEARCH_URL], timeout=120)
     ensure_index(client, alias, DEFAULT_INDEX_TEMPLATE)
     index = next(iter(client.indices.get_alias(name=alias)))
@@ -120,7 +129,8 @@ def _seed(size: int, endpoint: str) -> tuple[str, str]:
     lines: list[bytes] = []
     for start in range(0, size, 25):
         batch = [_item(i) for i in range(start, min(size, start + 25))]
-        ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": it}} for it in batch]})
+        if table_too:
+            ddb.batch_write_item(RequestItems={table: [{"PutRequest": {"Item": it}} for it in batch]})
         for i, it in enumerate(batch, start):
             if i % 1000 == 999:
                 continue  # missing
@@ -136,6 +146,55 @@ def _seed(size: int, endpoint: str) -> tuple[str, str]:
     return table, alias
 
 
+class _Synthetic:
+    """A DynamoDB client stand-in that makes Scan pages on the fly: item i is in segment i % N."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def create_table(self, **_: Any) -> None:
+        pass
+
+    def scan(self, **request: Any) -> dict[str, Any]:
+        segment, total, limit = request["Segment"], request["TotalSegments"], request["Limit"]
+        at = int(request.get("ExclusiveStartKey", {"page": {"N": "0"}})["page"]["N"])
+        ids = range(segment, self.size, total)[at * limit : (at + 1) * limit]
+        out: dict[str, Any] = {"Items": [_item(i) for i in ids]}
+        if (at + 1) * limit < len(range(segment, self.size, total)):
+            out["LastEvaluatedKey"] = {"page": {"N": str(at + 1)}}
+        return out
+
+
+class _Replay:
+    """A DynamoDB client stand-in for ``pipeline``: Scan pages read beforehand, per segment."""
+
+    def __init__(self, pages: dict[int, list[list[dict[str, Any]]]]) -> None:
+        self.pages = pages
+
+    def scan(self, **request: Any) -> dict[str, Any]:
+        pages = self.pages[request["Segment"]]
+        at = int(request.get("ExclusiveStartKey", {"page": {"N": "0"}})["page"]["N"])
+        out: dict[str, Any] = {"Items": pages[at] if pages else []}
+        if at + 1 < len(pages):
+            out["LastEvaluatedKey"] = {"page": {"N": str(at + 1)}}
+        return out
+
+
+def _read_pages(ddb: Any, table: str, segments: int, page_items: int) -> _Replay:
+    pages: dict[int, list[list[dict[str, Any]]]] = {}
+    for segment in range(segments):
+        request: dict[str, Any] = {"TableName": table, "Segment": segment, "TotalSegments": segments,
+                                   "ConsistentRead": True, "Limit": page_items}  # fmt: skip
+        pages[segment] = []
+        while True:
+            page = ddb.scan(**request)
+            pages[segment].append(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return _Replay(pages)
+
+
 def _child(kind: str, table: str, alias: str, segments: int, page_items: int) -> None:
     import boto3
     from opensearchpy import OpenSearch
@@ -143,15 +202,19 @@ def _child(kind: str, table: str, alias: str, segments: int, page_items: int) ->
     from ddbsync.config import Settings
     from ddbsync.verify import parallel_scan, run_verify
 
-    ddb = boto3.client("dynamodb", region_name=REGION)
+    ddb: Any = boto3.client("dynamodb", region_name=REGION)
     client = OpenSearch(hosts=[OPENSEARCH_URL], timeout=120)
     client.info()
+    if kind == "pipeline":
+        ddb = _read_pages(ddb, table, segments, page_items)
+    elif kind.startswith("synthetic"):
+        ddb = _Synthetic(int(table.rsplit("-", 1)[1]))
     started = time.perf_counter()
     items, drift = 0, 0
-    if kind == "scan":
+    if kind in ("scan", "synthetic-scan"):
         for page in parallel_scan(ddb, table, segments, page_items):
             items += len(page)
-    elif kind == "verify":
+    elif kind in ("verify", "pipeline", "synthetic"):
         summary = run_verify(Settings.from_env(require_dlq=False), table, ddb=ddb, client=client,
                              segments=segments, page_items=page_items)  # fmt: skip
         items, drift = summary.items, summary.drift
@@ -170,6 +233,28 @@ def _measure(
     return result
 
 
+def _synthetic(args: argparse.Namespace) -> int:
+    """Verify against generated Scan pages (no DynamoDB): rate and peak RSS at each size."""
+    os.environ.update(_env("http://127.0.0.1:9", "unused"))
+    for size in [int(s) for s in args.synthetic.split(",")]:
+        table, alias = _seed(size, "http://127.0.0.1:9", table_too=False)
+        env = _env("http://127.0.0.1:9", alias)
+        gen = _measure("synthetic-scan", table, alias, env, args)
+        got = _measure("synthetic", table, alias, env, args)
+        print(f"{size:>9,} items (generated pages)  verify {size / got['seconds']:,.0f} items/s "
+              f"({got['seconds']:.1f} s, drift {got['drift']}), peak RSS {got['maxrss_kib'] / 1024:.0f} MiB; "
+              f"generating the pages alone {size / gen['seconds']:,.0f} items/s, "
+              f"peak RSS {gen['maxrss_kib'] / 1024:.0f} MiB", flush=True)  # fmt: skip
+        _drop_index(alias)
+    return 0
+
+
+def _drop_index(alias: str) -> None:
+    from opensearchpy import OpenSearch
+
+    OpenSearch(hosts=[OPENSEARCH_URL]).indices.delete(index=f"{alias}-*")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,13 +263,19 @@ def main() -> int:
     parser.add_argument("--segments", type=int, default=4)
     parser.add_argument("--page-items", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--child", choices=["scan", "verify", "floor"])
+    parser.add_argument("--pipeline", action="store_true", help="also measure the verify without DynamoDB")
+    parser.add_argument("--synthetic", default="", help="sizes verified against generated Scan pages")
+    parser.add_argument(
+        "--child", choices=["scan", "verify", "floor", "pipeline", "synthetic", "synthetic-scan"]
+    )
     parser.add_argument("--table")
     parser.add_argument("--alias")
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.table, args.alias, args.segments, args.page_items)
         return 0
+    if args.synthetic:
+        return _synthetic(args)
     sizes = [int(s) for s in args.sizes.split(",")]
     moto, endpoint = _start_moto()
     os.environ.update(_env(endpoint, "unused"))
@@ -202,6 +293,11 @@ def main() -> int:
                 scan, verify = got["scan"], got["verify"]
                 assert scan["items"] == verify["items"] == size, (scan, verify)
                 rows.append((size, scan, verify, floor))
+                if args.pipeline:
+                    alone = _measure("pipeline", table, alias, env, args)
+                    rate = size / alone["seconds"]
+                    print(f"{size:>9,} items  verify without DynamoDB time: {rate:,.0f} items/s "
+                          f"({alone['seconds']:.1f} s)", flush=True)  # fmt: skip
                 print(
                     f"{size:>9,} items  scan {size / scan['seconds']:>8,.0f}/s ({scan['seconds']:.1f} s)  "
                     f"verify {size / verify['seconds']:>8,.0f}/s ({verify['seconds']:.1f} s)  "
@@ -210,6 +306,7 @@ def main() -> int:
                     f"{scan['maxrss_kib'] / 1024:.0f} MiB, verify {verify['maxrss_kib'] / 1024:.0f} MiB",
                     flush=True,
                 )
+            _drop_index(alias)
     finally:
         moto.terminate()
         moto.wait()
