@@ -116,3 +116,16 @@ def test_the_progress_bar_draws_on_its_stream_only() -> None:
     bar.end()
     assert stream.getvalue().endswith("\r\x1b[K")
     assert default_progress(False).stream is None
+
+
+def test_an_item_that_cannot_be_a_document_is_not_judged() -> None:
+    from ddbsync.verify.compare import UNREADABLE, unreadable_entry
+
+    bad = {"pk": {"S": "a"}, "sk": {"N": "1"}, "_ddbsync": {"S": "reserved"}}
+    with pytest.raises(Exception, match="reserved"):
+        table_entry(bad, "pk", "sk")
+    entry = unreadable_entry(bad, "pk", "sk")
+    assert entry is not None and entry.doc_id == "a|1" and entry.digest == UNREADABLE
+    assert classify(entry, None, NEWEST) is None
+    assert classify(entry, doc(), NEWEST) is None
+    assert unreadable_entry({"pk": {"N": "x"}}, "pk", None) is None

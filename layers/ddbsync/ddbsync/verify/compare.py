@@ -32,10 +32,11 @@ import orjson
 
 from ddbsync.dynamodb.decode import dumps_bytes
 from ddbsync.dynamodb.keys import document_id
-from ddbsync.errors import VerifyError
+from ddbsync.errors import DdbsyncError, VerifyError
 from ddbsync.mapping import META_FIELD, image_body
 
 __all__ = [
+    "UNREADABLE",
     "Drift",
     "IndexEntry",
     "TableEntry",
@@ -44,7 +45,12 @@ __all__ = [
     "index_entry",
     "join",
     "table_entry",
+    "unreadable_entry",
 ]
+
+
+# The digest of an item whose key makes an id but whose body cannot be a document.
+UNREADABLE = "-"
 
 
 class Drift(enum.Enum):
@@ -102,6 +108,15 @@ def table_entry(item: Mapping[str, Any], partition_key: str, sort_key: str | Non
     return TableEntry(doc_id, body_digest(document), key)
 
 
+def unreadable_entry(item: Mapping[str, Any], partition_key: str, sort_key: str | None) -> TableEntry | None:
+    """The entry of an item whose body cannot be a document, or None when its key cannot be an id."""
+    try:
+        doc_id = document_id(item, partition_key, sort_key)
+    except DdbsyncError:
+        return None
+    return TableEntry(doc_id, UNREADABLE, {})
+
+
 def index_entry(hit: Mapping[str, Any]) -> IndexEntry:
     """The entry of a search or mget hit (with ``_version`` and ``_source``)."""
     source = hit.get("_source") or {}
@@ -114,6 +129,8 @@ def classify(table: TableEntry | None, doc: IndexEntry | None, newest: int) -> D
     """The drift one id shows, or None (in step, absent from both, or changed since the start)."""
     if doc is not None and doc.version >= newest:
         return None  # written by a change made after the verify started: not judged
+    if table is not None and table.digest == UNREADABLE:
+        return None  # an item no writer can index (it is in the record DLQ): counted apart
     if table is None:
         return Drift.EXTRA if doc is not None and not doc.deleted else None
     if doc is None or doc.deleted:

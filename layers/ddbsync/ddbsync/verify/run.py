@@ -31,7 +31,7 @@ import orjson
 from ddbsync.config import Settings
 from ddbsync.errors import DdbsyncError, IndexAdminError, VerifyError
 from ddbsync.opensearch.indices import read_view
-from ddbsync.verify.compare import Drift, TableEntry, classify, join, table_entry
+from ddbsync.verify.compare import Drift, TableEntry, classify, join, table_entry, unreadable_entry
 from ddbsync.verify.fix import Candidate, FixCounts, repair_drift
 from ddbsync.verify.scan import PAGE_ITEMS, RUN_SIZE, SortedRuns, parallel_scan
 from ddbsync.verify.walk import fetch_entries, walk_index
@@ -138,15 +138,18 @@ def _scan(
     progress: Progress, examples: int, page_items: int,
 ) -> None:  # fmt: skip
     for page in parallel_scan(ddb, summary.table, summary.segments, page_items):
+        summary.items += len(page)
         for item in page:
             try:
                 runs.add(table_entry(item, settings.partition_key, settings.sort_key))
-            except DdbsyncError as e:  # an item no writer can index: reported, not compared
+            except DdbsyncError as e:  # an item no writer can index: reported, not judged
                 summary.unreadable += 1
                 if len(summary.unreadable_examples) < examples:
                     summary.unreadable_examples.append(type(e).__name__)
-        progress.show("scan", runs.count)
-    summary.items = runs.count
+                entry = unreadable_entry(item, settings.partition_key, settings.sort_key)
+                if entry is not None:  # its id is known: a document under it is not "extra"
+                    runs.add(entry)
+        progress.show("scan", summary.items)
 
 
 def _walk(summary: VerifySummary, runs: SortedRuns, client: OpenSearch, spool: _Spool, newest: int,
