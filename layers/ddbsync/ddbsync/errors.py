@@ -22,8 +22,9 @@
     ├── RebuildError             a rebuild from the archive cannot go on (bad URI, no objects...)
     ├── PurgeError               a tombstone purge cannot go on
     │   └── PurgeWindowError     the purge window is malformed or shorter than the replay window
-    └── StackError               a deployed stack cannot be read (missing, no access, an output
-                                 it should have is not there)
+    ├── StackError               a deployed stack cannot be read (missing, no access, an output
+    │                            it should have is not there)
+    └── VerifyError              a verify (table against index) cannot go on
 
 Poison, the bad input that goes to the DLQ whole with its reason, is a DecodeError or
 a RecordError: nothing else (no ValueError, no TypeError) means "this record is bad".
@@ -53,6 +54,7 @@ __all__ = [
     "StackError",
     "TransportError",
     "UnknownTypeTagError",
+    "VerifyError",
 ]
 
 
@@ -223,3 +225,7 @@ class PurgeWindowError(PurgeError):
 
 class StackError(DdbsyncError):
     """A deployed stack cannot be read or lacks an output; ``str()`` is one line for a person."""
+
+
+class VerifyError(DdbsyncError):
+    """``ddbsync verify`` cannot go on (table or index unreadable); the message says why."""

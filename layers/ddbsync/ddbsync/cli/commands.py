@@ -124,6 +124,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "floor first so that no older change can bring an item back",
         "ddbsync.cli.purge",
     ),
+    Subcommand(
+        "verify",
+        "compare the table with the index: missing, extra and stale documents "
+        "(--repair fixes them); exit 1 when drift is found",
+        "ddbsync.cli.verify",
+    ),
 )
 
 

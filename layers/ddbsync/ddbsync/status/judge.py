@@ -177,7 +177,7 @@ def _counts(facts: Facts, limits: Thresholds) -> Iterator[Finding]:
             first = " (replay the queues first: they hold messages)" if waiting else ""
             yield Finding(PROBLEM, "documents", f"{documents} documents vs about {items} items (ItemCount "
                           f"is an estimate, updated about every 6 h): {gap} apart{first}",
-                          "ddbsync verify --repair", "Verifying the index matches the table")  # fmt: skip
+                          "ddbsync verify --repair", "Drift found")  # fmt: skip
     piled = (
         isinstance(tombstones, int)
         and isinstance(documents, int)
