@@ -10,8 +10,6 @@ skipping are tested; the real reader runs in the integration tests once it is th
 from __future__ import annotations
 
 import json
-import sys
-import types
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,9 +61,7 @@ class FakeArchiveReader:
 @pytest.fixture
 def reader(monkeypatch: pytest.MonkeyPatch) -> FakeArchiveReader:
     fake = FakeArchiveReader({"table=t/a.gz": 120, "table=t/b.gz": 30, "table=t/c.gz": 5})
-    module = types.ModuleType("ddbsync.rebuild.files")
-    module.index_archive_object = fake  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ddbsync.rebuild.files", module)
+    monkeypatch.setattr("ddbsync.rebuild.files.index_archive_object", fake)
     return fake
 
 

@@ -11,12 +11,11 @@ prefix: a window is refused, see :func:`parse_source`). Two actions:
 
 Objects under ``errors/`` (Firehose's ErrorOutputPrefix: records it could not partition)
 and "folder" keys are skipped: they are not archive lines. Replaying one object is
-:func:`ddbsync.rebuild.files.index_archive_object` (the rebuild's reader, imported lazily).
+:func:`ddbsync.rebuild.files.index_archive_object` (the rebuild's reader).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from ddbsync.deadline import Deadline
 from ddbsync.errors import BackfillError, RebuildError
 from ddbsync.opensearch.indices import create_backfill_index
 from ddbsync.opensearch.transport import OpenSearchTransport
+from ddbsync.rebuild import files as archive_files
 from ddbsync.rebuild.locations import is_archive_object, parse_archive_uri
 
 if TYPE_CHECKING:
@@ -82,8 +82,6 @@ def index_archive_objects(
     backfill: Backfill, event: Mapping[str, Any], remaining_ms: Callable[[], int]
 ) -> State:
     """Replay a batch of archive objects from its checkpoint; the child's next iteration state."""
-    # The rebuild's reader, imported when used (the export branch never needs it).
-    index_archive_object = importlib.import_module("ddbsync.rebuild.files").index_archive_object
     raw = event.get("backfill")
     state: State = dict(raw) if isinstance(raw, Mapping) else {}
     items = event.get("items")
@@ -101,7 +99,7 @@ def index_archive_objects(
             continue
         if deadline.expired():
             break
-        progress = index_archive_object(
+        progress = archive_files.index_archive_object(
             backfill.s3, source["bucket"], key,
             start_line=line, since=None, until=None, target=str(state["next_alias"]),
             settings=backfill.settings, transport=transport, deadline=deadline,
