@@ -175,6 +175,16 @@ def test_usage_errors_exit_2(vw: VerifyWorld) -> None:
     assert exited.value.code == 2
 
 
+def test_a_cluster_that_refuses_the_id_sort_is_a_clear_error(vw: VerifyWorld) -> None:
+    setting = "indices.id_field_data.enabled"
+    vw.client.cluster.put_settings(body={"transient": {setting: False}})
+    try:
+        assert vw.cli() == verify.EXIT_USAGE
+    finally:
+        vw.client.cluster.put_settings(body={"transient": {setting: None}})
+    assert f"cluster setting {setting} is false" in vw.output and "Traceback" not in vw.output
+
+
 def test_the_scheduled_lambda_publishes_drift_documents(
     vw: VerifyWorld, capsys: pytest.CaptureFixture[str]
 ) -> None:

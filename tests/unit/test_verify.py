@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import boto3
 import pytest
+from opensearchpy import exceptions as os_exc
 
 from ddbsync.dynamodb.decode import dumps_bytes
 from ddbsync.errors import VerifyError
@@ -22,6 +24,7 @@ from ddbsync.verify import (
     parallel_scan,
     table_entry,
 )
+from ddbsync.verify.walk import walk_index
 from ddbsync.versioning import export_version, stream_version
 
 NEWEST = export_version(2_000_000_000.4)
@@ -129,3 +132,30 @@ def test_an_item_that_cannot_be_a_document_is_not_judged() -> None:
     assert classify(entry, None, NEWEST) is None
     assert classify(entry, doc(), NEWEST) is None
     assert unreadable_entry({"pk": {"N": "x"}}, "pk", None) is None
+
+
+class WarningServer:
+    """A client stand-in answering as OpenSearch does to a sort on ``_id``: hits plus its warning."""
+
+    def __init__(self) -> None:
+        self.searches = 0
+
+    def create_pit(self, **_: Any) -> dict[str, Any]:
+        raise os_exc.TransportError(404, "no point in time", {})
+
+    def search(self, **_: Any) -> dict[str, Any]:
+        self.searches += 1
+        warnings.warn("Loading the fielddata on the _id field is deprecated and will be removed",
+                      os_exc.OpenSearchWarning, stacklevel=2)  # fmt: skip
+        hit = {"_id": "a|1.5", "_version": 3, "_source": {"pk": "a"}}
+        return {"hits": {"hits": [hit]}}
+
+
+def test_the_walk_expects_the_id_sort_warning_and_lets_others_through() -> None:
+    server = WarningServer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [e.doc_id for e in walk_index(server, "idx", page_docs=10)] == ["a|1.5"]  # type: ignore[arg-type]
+        with pytest.raises(os_exc.OpenSearchWarning, match="other"):
+            warnings.warn("other", os_exc.OpenSearchWarning, stacklevel=1)
+    assert server.searches == 1

@@ -11,11 +11,17 @@ rule (:mod:`ddbsync.verify.compare`); only a digest of it is kept.
 
 The point in time is closed at the end; if it cannot be (a role allowed only GET and
 POST, as the scheduled verify's is), it expires after its keep-alive.
+
+Sorting on ``_id`` loads the ids into the field-data cache and OpenSearch answers with a
+deprecation warning (no other field holds the id). The warning is expected here and kept
+out of the caller's warnings. A cluster that turned ``indices.id_field_data.enabled`` off
+refuses the sort: that refusal is reported as such (:data:`ID_SORT_REFUSED`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,6 +38,11 @@ __all__ = ["PAGE_DOCS", "fetch_entries", "walk_index"]
 # passes. A page of 10,000 small documents is a few MB of JSON.
 PAGE_DOCS = 10_000
 KEEP_ALIVE = "5m"
+
+ID_SORT_REFUSED = (
+    "this cluster does not allow sorting on _id (cluster setting indices.id_field_data.enabled "
+    "is false); verify walks the index in _id order: set it to true while verify runs"
+)
 
 
 def _open_pit(client: OpenSearch, index: str) -> str | None:
@@ -65,13 +76,18 @@ def walk_index(client: OpenSearch, index: str, page_docs: int = PAGE_DOCS) -> It
             if after is not None:
                 body["search_after"] = after
             try:
-                if pit is not None:
-                    body["pit"] = {"id": pit, "keep_alive": KEEP_ALIVE}
-                    found = client.search(body=body)
-                    pit = str(found.get("pit_id") or pit)
-                else:
-                    found = client.search(index=index, body=body)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", "Loading the fielddata on the _id field",
+                                            os_exc.OpenSearchWarning)  # fmt: skip
+                    if pit is not None:
+                        body["pit"] = {"id": pit, "keep_alive": KEEP_ALIVE}
+                        found = client.search(body=body)
+                        pit = str(found.get("pit_id") or pit)
+                    else:
+                        found = client.search(index=index, body=body)
             except os_exc.TransportError as e:
+                if "id_field_data" in str(e.info):
+                    raise VerifyError(ID_SORT_REFUSED) from e
                 raise VerifyError(f"cannot read the index {index!r}: {e.error}") from e
             except os_exc.ConnectionError as e:
                 raise VerifyError(f"cannot reach OpenSearch: {e.error}") from e
