@@ -42,13 +42,17 @@
 #
 # Removed from the installed wheels: what no import reaches on ddbsync's paths. The
 # bytecode below adds about 60% to what stays, and the layer must stay under 15 MiB
-# unzipped (scripts/sam-build-check.sh checks it; 13.9 MiB with uv.lock as of this writing):
+# unzipped (scripts/sam-build-check.sh checks it; 12.7 MiB with uv.lock as of this writing):
 #   amazon/objects-Release/   object files (.o) of amazon-ion's C build, left in its wheel
 #   amazon/ionbenchmark/      amazon-ion's benchmark tool (imports protobuf and cbor)
 #   aws_lambda_powertools/event_handler/ and every aws_lambda_powertools/utilities/ module
 #     but jmespath_utils and typing: ddbsync uses Powertools' Logger, Metrics and Tracer
 #     only, which import neither (tests/unit/test_layer_dependencies.py loads the handlers
 #     and the CLI with those modules blocked). 5.5 MiB with their bytecode.
+#   opensearchpy/_async/client/ and _async/plugins/: opensearch-py's asyncio client (1.7 MB
+#     with bytecode). ddbsync uses the synchronous client; the package imports the async one
+#     inside a try that already fails without aiohttp (not in the layer), and
+#     opensearchpy.helpers needs only _async/helpers/, which stays.
 #
 # Bytecode: Lambda's /opt is read-only, so a layer without .pyc files makes every cold start
 # compile every module it imports (`import app` of the stream indexer: about twice the time,
@@ -178,7 +182,8 @@ for p in "${platforms[@]}"; do platform_args+=(--platform "$p"); done
 rm -rf "$OUT/bin"
 # What no import reaches (see the header). Each path must exist: a new version of a
 # dependency that moves them must be looked at again, not silently keep them.
-unused=(amazon/objects-Release amazon/ionbenchmark aws_lambda_powertools/event_handler)
+unused=(amazon/objects-Release amazon/ionbenchmark aws_lambda_powertools/event_handler
+  opensearchpy/_async/client opensearchpy/_async/plugins)
 for path in "$OUT"/aws_lambda_powertools/utilities/*; do
   case "${path##*/}" in
     __init__.py | jmespath_utils | typing) ;;

@@ -4,7 +4,7 @@ opensearch-py 3 requires opensearch-protobufs (and so grpcio and protobuf) for i
 transport; ddbsync speaks HTTP only, so the layer leaves all three out. It also drops the
 parts of the installed wheels that nothing imports: amazon-ion's benchmark tool and
 Powertools' event handler and utilities (all but jmespath_utils, which its Logger imports,
-and typing). These tests run the code the two Lambda functions and the CLI load with those
+and typing), and opensearch-py's asyncio client. These tests run the code the two Lambda functions and the CLI load with those
 modules blocked, in a fresh interpreter, so an import of them anywhere on those paths fails
 here first.
 """
@@ -25,6 +25,8 @@ BLOCKED = (
     "google.protobuf",
     "amazon.ionbenchmark",
     "aws_lambda_powertools.event_handler",
+    "opensearchpy._async.client",
+    "opensearchpy._async.plugins",
 )
 # Of aws_lambda_powertools.utilities, the layer keeps only these.
 KEPT_UTILITIES = ("jmespath_utils", "typing")
@@ -59,8 +61,11 @@ PROGRAM = textwrap.dedent(
     import ddbsync.cli.replay
     import ddbsync.handler
     import ddbsync.indexer
+    import ddbsync.purge.handler
+    import ddbsync.rebuild
     import ddbsync.repair
     import ddbsync.replay
+    import ddbsync.verify.scheduled
     from ddbsync.config import Settings
     from ddbsync.opensearch.client import build_client
 
