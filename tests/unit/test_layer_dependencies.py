@@ -4,9 +4,9 @@ opensearch-py 3 requires opensearch-protobufs (and so grpcio and protobuf) for i
 transport; ddbsync speaks HTTP only, so the layer leaves all three out. It also drops the
 parts of the installed wheels that nothing imports: amazon-ion's benchmark tool and
 Powertools' event handler and utilities (all but jmespath_utils, which its Logger imports,
-and typing), and opensearch-py's asyncio client. These tests run the code the two Lambda functions and the CLI load with those
-modules blocked, in a fresh interpreter, so an import of them anywhere on those paths fails
-here first.
+and typing), and opensearch-py's asyncio client. These tests run the code the Lambda
+functions and the CLI load with those modules blocked, in a fresh interpreter, so an import
+of them anywhere on those paths fails here first.
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ def test_messages_in_the_record_dlq_call_for_replay() -> None:
     f = _only(judge(healthy(queues=(_queue("record-dlq", DLQ, depth=3, age=7200.0),)), TARGETS))
     assert (f.severity, f.fix) == (PROBLEM, f"ddbsync replay --queue {DLQ}")
     assert "3 message(s), oldest 2h00m" in f.what
-    assert f.runbook == "Alarm: RecordDlq depth"
+    assert f.runbook == "Alarm: RecordDlqDepthAlarm"
 
 
 def test_on_failure_pointers_call_for_replay_and_near_24h_for_repair_too() -> None:
@@ -104,7 +104,7 @@ def test_a_failing_reader_points_at_its_logs() -> None:
 def test_iterator_age_over_a_minute_is_a_problem() -> None:
     assert judge(healthy(readers=(_reader("indexer", age_ms=59_000),)), TARGETS) == []
     f = _only(judge(healthy(readers=(_reader("indexer", age_ms=61_000),)), TARGETS))
-    assert f.severity == PROBLEM and "1m behind" in f.what and f.runbook == "Alarm: IteratorAge"
+    assert f.severity == PROBLEM and "1m behind" in f.what and f.runbook == "Alarm: IteratorAgeAlarm"
 
 
 def test_drift_beyond_the_tolerance_calls_for_verify_repair() -> None:

@@ -260,7 +260,9 @@ if "install" in args:
     target = args[args.index("--target") + 1]
     for module in ("orjson", "amazon/ionbenchmark", "amazon/objects-Release",
                    "aws_lambda_powertools/event_handler", "aws_lambda_powertools/utilities/jmespath_utils",
-                   "aws_lambda_powertools/utilities/typing", "aws_lambda_powertools/utilities/batch"):
+                   "aws_lambda_powertools/utilities/typing", "aws_lambda_powertools/utilities/batch",
+                   "opensearchpy/_async/client", "opensearchpy/_async/plugins",
+                   "opensearchpy/_async/helpers"):
         os.makedirs(os.path.join(target, module))
         open(os.path.join(target, module, "__init__.py"), "w").close()
     open(os.path.join(target, "aws_lambda_powertools", "utilities", "__init__.py"), "w").close()
@@ -319,7 +321,8 @@ def test_the_layer_build_installs_the_locked_arm64_wheels_and_the_package_as_sou
     # The package goes in as its source, pure Python, without what a local run left behind;
     # with a Python 3.13 on this machine, next to its bytecode for Lambda's python3.13.
     layer = artifacts / "python"
-    assert sorted(p.name for p in layer.iterdir()) == ["amazon", "aws_lambda_powertools", "ddbsync", "orjson"]
+    assert sorted(p.name for p in layer.iterdir()) == [
+        "amazon", "aws_lambda_powertools", "ddbsync", "opensearchpy", "orjson"]  # fmt: skip
     source_files = {
         p.relative_to(LAYER_SOURCE)
         for p in (LAYER_SOURCE / "ddbsync").rglob("*")
@@ -336,10 +339,11 @@ def test_the_layer_build_installs_the_locked_arm64_wheels_and_the_package_as_sou
     # Metrics and Tracer use stays.
     kept = {p.relative_to(layer).as_posix() for p in layer.rglob("*") if p.is_dir()}
     for gone in ("amazon/ionbenchmark", "amazon/objects-Release", "aws_lambda_powertools/event_handler",
-                 "aws_lambda_powertools/utilities/batch"):
+                 "aws_lambda_powertools/utilities/batch", "opensearchpy/_async/client",
+                 "opensearchpy/_async/plugins"):
         assert gone not in kept
     powertools = "aws_lambda_powertools/utilities"
-    assert {f"{powertools}/jmespath_utils", f"{powertools}/typing"} <= kept
+    assert {f"{powertools}/jmespath_utils", f"{powertools}/typing", "opensearchpy/_async/helpers"} <= kept
 
 
 # ---------------------------------------------------------------- stream event source mapping

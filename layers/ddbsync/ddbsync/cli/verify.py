@@ -50,7 +50,7 @@ Settings come from the environment: OPENSEARCH_*, INDEX_ALIAS, PARTITION_KEY, SO
 and TABLE_NAME or TABLE_ARN (or --table).
 Exit codes: 0 no drift; 1 drift found (with --repair: found and repaired, see the
 summary; run verify again to confirm 0); 2 bad arguments or settings, or the table or
-the index could not be read. See docs/runbook.md, "Drift found"."""
+the index could not be read. See docs/runbook.md, "Alarm: DriftAlarm"."""
     parser.add_argument("--table", default=None, help="table name (default: TABLE_NAME or TABLE_ARN)")
     parser.add_argument(
         "--segments", type=_segments, default=4, metavar="N",

@@ -72,7 +72,8 @@ def _log_group(targets: Targets, role: str) -> str | None:
 
 def _reader(r: ReaderFacts, targets: Targets, limits: Thresholds) -> Iterator[Finding]:
     where = f"{r.role} event source mapping"
-    section = "Alarm: IteratorAge" if r.role == "indexer" else "Archive alarms"
+    section = "Alarm: IteratorAgeAlarm" if r.role == "indexer" else "Archive alarms"
+    errors_section = "Alarm: FunctionErrorsAlarm" if r.role == "indexer" else "Archive alarms"
     if isinstance(r.mapping, Unknown):
         yield Finding(PROBLEM, where, f"unknown: {r.mapping.reason}")
     elif isinstance(r.mapping, Mapping):
@@ -85,7 +86,7 @@ def _reader(r: ReaderFacts, targets: Targets, limits: Thresholds) -> Iterator[Fi
             group = _log_group(targets, r.role)
             yield Finding(PROBLEM, where, f"{m.function}: last processing result {m.last_result!r}",
                           f"aws logs tail {group} --since 1h" if group else None,
-                          "Alarm: function Errors" if r.role == "indexer" else "Archive alarms")  # fmt: skip
+                          errors_section)  # fmt: skip
     if isinstance(r.iterator_age, Unknown):
         yield Finding(PROBLEM, f"{r.role} iterator age", f"unknown: {r.iterator_age.reason}")
     elif isinstance(r.iterator_age, MetricReading) and r.iterator_age.maximum is not None:
@@ -108,11 +109,11 @@ def _queue(q: QueueFacts, limits: Thresholds) -> Iterator[Finding]:
     held = f"{depth} message(s)" + (f", oldest {duration(age)}" if age is not None else "")
     if q.role == "record-dlq":
         yield Finding(PROBLEM, where, f"{held}: poison records not in the index",
-                      f"ddbsync replay --queue {_q(q.url)}", "Alarm: RecordDlq depth")  # fmt: skip
+                      f"ddbsync replay --queue {_q(q.url)}", "Alarm: RecordDlqDepthAlarm")  # fmt: skip
     elif q.role == "on-failure":
         yield Finding(PROBLEM, where, f"{held}: batches the indexer gave up on, missing from the index",
                       f"ddbsync replay --on-failure-queue {_q(q.url)}",
-                      "Alarm: OnFailureQueue depth")  # fmt: skip
+                      "Alarm: OnFailureQueueDepthAlarm")  # fmt: skip
         if age is not None and age > limits.replay_deadline_s:
             yield Finding(PROBLEM, where, "the oldest pointer nears the stream's 24 h retention: "
                           "replay now; a range already gone needs a repair",
@@ -177,7 +178,7 @@ def _counts(facts: Facts, limits: Thresholds) -> Iterator[Finding]:
             first = " (replay the queues first: they hold messages)" if waiting else ""
             yield Finding(PROBLEM, "documents", f"{documents} documents vs about {items} items (ItemCount "
                           f"is an estimate, updated about every 6 h): {gap} apart{first}",
-                          "ddbsync verify --repair", "Drift found")  # fmt: skip
+                          "ddbsync verify --repair", "Alarm: DriftAlarm")  # fmt: skip
     piled = (
         isinstance(tombstones, int)
         and isinstance(documents, int)

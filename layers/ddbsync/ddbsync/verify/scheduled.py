@@ -4,7 +4,7 @@ It runs :func:`ddbsync.verify.run.run_verify` without ``repair`` and publishes, 
 ``ddbsync`` namespace, ``DriftDocuments`` (missing + extra + stale) and one metric per
 kind (``DriftMissing``, ``DriftExtra``, ``DriftStale``); ``DriftAlarm`` watches the first.
 It logs the counts and example ids only, never item data. Fixing is the on-call's call:
-``ddbsync verify --repair`` (docs/runbook.md, "Drift found").
+``ddbsync verify --repair`` (docs/runbook.md, "Alarm: DriftAlarm").
 
 Settings are the indexer's (OPENSEARCH_*, INDEX_ALIAS, PARTITION_KEY, SORT_KEY) plus
 TABLE_NAME (or TABLE_ARN) and VERIFY_SEGMENTS (1 to 64, default 4); the sorted runs go to
