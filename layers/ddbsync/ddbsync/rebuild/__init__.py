@@ -7,7 +7,8 @@
 * :mod:`~ddbsync.rebuild.files`: one archive object indexed chunk by chunk, resumable from a
   checkpoint (the Step Functions action calls it).
 * :mod:`~ddbsync.rebuild.run`: the runner: objects in parallel, into a new index then the
-  alias swap, or into the live alias; the end summary.
+  alias swap, or into the live alias.
+* :mod:`~ddbsync.rebuild.summary`: what a rebuild counted, and its end lines.
 * :mod:`~ddbsync.rebuild.progress`: the progress bar on stderr.
 
 The command line is :mod:`ddbsync.cli.rebuild`.

@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TextIO
 
 from ddbsync.config import Settings
@@ -45,9 +45,10 @@ from ddbsync.deadline import Deadline
 from ddbsync.errors import DdbsyncError, RebuildError
 from ddbsync.opensearch.indices import abort_backfill, create_backfill_index, finalize_backfill, read_view
 from ddbsync.opensearch.transport import OpenSearchTransport
-from ddbsync.rebuild.files import MAX_POISON_KEPT, ArchiveProgress, PoisonLine, ViewSource, index_object
+from ddbsync.rebuild.files import MAX_POISON_KEPT, ArchiveProgress, ViewSource, index_object
 from ddbsync.rebuild.locations import ArchiveLocation, ArchiveObject, list_archive
 from ddbsync.rebuild.progress import Progress
+from ddbsync.rebuild.summary import RebuildSummary, lines_of, print_summary
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -59,43 +60,6 @@ CALL_BUDGET_S = 300.0
 SETTLE_SECONDS = 960  # Firehose's longest buffer interval (900 s) + 60 s
 MAX_IDS_COUNTED = 100_000
 Into = Literal["new", "live"]
-
-
-@dataclass(slots=True)
-class RebuildSummary:
-    location: str
-    into: str
-    objects_total: int = 0
-    objects: int = 0
-    lines: int = 0
-    applied: int = 0
-    stale: int = 0
-    skipped: int = 0
-    outside: int = 0
-    poison: int = 0
-    first_poison: list[PoisonLine] = field(default_factory=list)
-    errors_skipped: int = 0
-    failed: list[str] = field(default_factory=list)  # objects that could not be indexed, with why
-    new_index: str | None = None
-    swapped: bool = False
-    seconds: float = 0.0
-
-    @property
-    def lines_per_s(self) -> float:
-        return self.lines / self.seconds if self.seconds > 0 else 0.0
-
-    def add(self, p: ArchiveProgress) -> None:
-        self.applied += p.applied
-        self.stale += p.stale
-        self.skipped += p.skipped
-        self.outside += p.outside
-        self.poison += p.poison
-        self.lines += _lines(p)
-        self.first_poison.extend(p.first_poison[: MAX_POISON_KEPT - len(self.first_poison)])
-
-
-def _lines(p: ArchiveProgress) -> int:
-    return p.applied + p.stale + p.skipped + p.outside + p.poison
 
 
 class _DocIds:
@@ -137,8 +101,8 @@ class _Job:
             seen = [0]
 
             def on_chunk(p: ArchiveProgress, seen: list[int] = seen) -> None:
-                self.progress.add(lines=_lines(p) - seen[0])
-                seen[0] = _lines(p)
+                self.progress.add(lines=lines_of(p) - seen[0])
+                seen[0] = lines_of(p)
 
             deadline = Deadline.within(CALL_BUDGET_S)
             p = index_object(
@@ -147,7 +111,7 @@ class _Job:
                 deadline=deadline, view=self.view, skip_poison=self.skip_poison, on_chunk=on_chunk,
                 on_written=self.ids.add,
             )  # fmt: skip
-            self.progress.add(lines=_lines(p) - seen[0])
+            self.progress.add(lines=lines_of(p) - seen[0])
             kept = (total.first_poison + p.first_poison)[:MAX_POISON_KEPT]
             progress = total.checkpoint != p.checkpoint
             total = ArchiveProgress(
@@ -296,21 +260,3 @@ def _drop(client: OpenSearch, alias: str, new_index: str, keep: bool, out: TextI
         return
     abort_backfill(client, alias, new_index)
     print(f"   dropped {new_index}; {alias} was not swapped", file=out)
-
-
-def print_summary(summary: RebuildSummary, out: TextIO) -> None:
-    s = summary
-    print(
-        f"   {s.objects}/{s.objects_total} objects ({s.errors_skipped} errors/ objects skipped), "
-        f"{s.lines:,} lines in {s.seconds:.1f} s ({s.lines_per_s:,.0f} lines/s): {s.applied:,} applied, "
-        f"{s.stale:,} stale, {s.skipped:,} skipped (TTL_REMOVES=keep), {s.outside:,} outside the window, "
-        f"{s.poison:,} poison",
-        file=out,
-    )
-    if s.swapped:
-        print(f"   swapped: {s.new_index} now serves the alias", file=out)
-    for p in s.first_poison:
-        print(f"   POISON {p.key}, line {p.line}: {p.reason}", file=out)
-    for failure in s.failed:
-        print(f"   FAILED {failure}", file=out)
-
