@@ -259,6 +259,44 @@ def test_a_bad_request_item_is_poison_and_not_retried() -> None:
     assert report.counts == {Outcome.APPLIED: 1, Outcome.POISON: 1}
 
 
+RACE = BulkItemResult(
+    400, "illegal_argument_exception", "mapper [n] cannot be changed from type [long] to [float]"
+)
+
+
+class RacingTransport(FakeTransport):
+    """Answers the second write of the first ``races`` requests with a lost dynamic mapping race."""
+
+    def __init__(self, races: int) -> None:
+        super().__init__()
+        self.races = races
+
+    def bulk(self, body: bytes, timeout_s: float) -> list[BulkItemResult]:
+        answer = super().bulk(body, timeout_s)
+        if len(self.bodies) <= self.races:
+            answer[-1] = RACE
+        return answer
+
+
+def test_a_write_that_lost_a_dynamic_mapping_race_is_sent_once_more() -> None:
+    writes = make(2)
+    transport = RacingTransport(races=1)
+    report = send(writes, transport)
+    assert outcomes(writes) == [Outcome.APPLIED, Outcome.APPLIED]
+    assert [transport.ids(i) for i in range(2)] == [["k0", "k1"], ["k1"]]
+    assert report.retries == 1 and report.counts == {Outcome.APPLIED: 2}
+
+
+def test_a_mapping_race_lost_twice_is_poison() -> None:
+    writes = make(2)
+    transport = RacingTransport(races=5)
+    report = send(writes, transport)
+    assert outcomes(writes) == [Outcome.APPLIED, Outcome.POISON]
+    assert writes[1].result == WriteResult(Outcome.POISON, RACE.status, RACE.error_type, RACE.reason)
+    assert len(transport.bodies) == 2
+    assert report.counts == {Outcome.APPLIED: 1, Outcome.POISON: 1}
+
+
 @pytest.mark.parametrize("status", [413, 422])
 def test_other_rejections_of_the_document_are_poison(status: int) -> None:
     writes = make(1)

@@ -160,9 +160,12 @@ class Memory:
             doc_id, version = meta["_id"], meta["version"]
             if self.fail_after is not None and self.requests > self.fail_after:
                 out.append(BulkItemResult(429, "es_rejected_execution_exception", "busy"))
-            elif doc_id in self.reject or doc_id in self.reject_once:
-                self.reject_once.discard(doc_id)
+            elif doc_id in self.reject:
                 out.append(BulkItemResult(400, "mapper_parsing_exception", "bad"))
+            elif doc_id in self.reject_once:  # a lost dynamic mapping race
+                self.reject_once.discard(doc_id)
+                reason = "mapper [n] cannot be changed from type [long] to [float]"
+                out.append(BulkItemResult(400, "illegal_argument_exception", reason))
             elif doc_id in self.docs and self.docs[doc_id][0] >= version:
                 out.append(BulkItemResult(409, "version_conflict_engine_exception", "old"))
             else:

@@ -37,6 +37,11 @@ _POISON_STATUSES = frozenset({400, 413, 422})
 # The target index or alias does not exist: not the record's fault, and retrying within
 # this invocation will not create it. Left unsent at once (the indexer decides).
 _NO_RETRY_STATUSES = frozenset({404})
+# A 400 that is not the document's fault: two writers brought a new field at once with two
+# types (``5`` and ``4.5``) and OpenSearch refused the second dynamic mapping update. Once
+# the mapping has settled the same write is taken (a value of the other type is coerced),
+# so such a write is sent once more before it counts as poison.
+_MAPPING_RACE = "cannot be changed from type"
 
 
 _ACTION = (
@@ -193,9 +198,11 @@ def send_writes(
     """
     report = SendReport(writes)
     pending = _sendable(writes, max_document_bytes)
+    raced: set[int] = set()
     attempt = 0
     while pending:
         retry = _send_round(pending, transport, deadline, report, max_bytes, max_actions, resolve_conflicts)
+        retry += _lost_mapping_races(pending, raced)
         if not retry:
             break
         delay = backoff_s(attempt, retry_base_ms, retry_max_ms, rng)
@@ -210,6 +217,17 @@ def send_writes(
         check_rejected(writes, transport, deadline)
     _tally(report, deadline)
     return report
+
+
+def _lost_mapping_races(sent: list[Write], raced: set[int]) -> list[Write]:
+    """The writes refused for a dynamic mapping race (see ``_MAPPING_RACE``), each once per send."""
+    again = [
+        w for w in sent
+        if (r := w.result) is not None and r.status == 400 and r.outcome is Outcome.POISON
+        and _MAPPING_RACE in (r.reason or "") and id(w) not in raced
+    ]  # fmt: skip
+    raced.update(map(id, again))
+    return again
 
 
 def _sendable(writes: list[Write], max_document_bytes: int | None) -> list[Write]:

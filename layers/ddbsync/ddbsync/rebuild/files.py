@@ -118,7 +118,8 @@ class _Object:
     def send(self, chunk: Chunk) -> bool:
         """Send one chunk and account for every line; False when a line is left unsent."""
         if chunk.writes:
-            for done in self._send_twice(chunk):
+            self.ledger = chunk.ledger
+            for done in self._send(chunk.writes):
                 # Applied, or stale (not by the floor): a document with this id is in the index.
                 there = done.outcome in (Outcome.APPLIED, Outcome.STALE) and done.error_type != FLOOR_ERROR
                 if done.outcome is Outcome.POISON:
@@ -136,22 +137,6 @@ class _Object:
             self.deadline, view=now, reread=read, always_reread=read is not None,
         )  # fmt: skip
         return settle_writes(self.ledger, report.writes)
-
-    def _send_twice(self, chunk: Chunk) -> list[ChangeOutcome]:
-        """Send the chunk; the writes OpenSearch rejected go once more before they are poison.
-
-        Objects read in parallel into a fresh index may bring a new field at once with two
-        types (``5`` and ``4.5``): OpenSearch refuses one of the two dynamic mapping updates
-        (400, "cannot be changed from type [long] to [float]"). Sent again, the write meets
-        the settled mapping. A write refused before sending (status None) is not retried.
-        """
-        self.ledger = chunk.ledger
-        outcomes = self._send(chunk.writes)
-        rejected = {id(d.change) for d in outcomes if d.outcome is Outcome.POISON and d.status is not None}
-        if not rejected:
-            return outcomes
-        again = [Write(w.target, w.change, w.source) for w in chunk.writes if id(w.change) in rejected]
-        return [d for d in outcomes if id(d.change) not in rejected] + self._send(again)
 
     def _account(self, chunk: Chunk) -> bool:
         tally = self.tally
