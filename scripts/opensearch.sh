@@ -12,6 +12,17 @@
 # The node is OpenSearch's integration-test distribution from Maven Central
 # (no security plugin: plain HTTP on loopback only). OpenSearch refuses to run
 # as root, so when run as root the script runs it as the user $OS_USER.
+#
+# That distribution ships one module (transport-netty4): no `reindex` module, so no
+# _delete_by_query, which `ddbsync purge-tombstones` and `ddbsync doctor` use. The
+# fetch step adds it from Maven Central: the module's jar of the same version
+# (org.opensearch.plugin:reindex-client) and its runtime dependencies, minus the
+# jars the distribution's lib/ already has, under modules/reindex/ with a plugin
+# descriptor. It grants no security policy: _reindex from a remote cluster (which
+# opens sockets) is refused; delete-, update-by-query and local _reindex work. When
+# the module cannot be fetched, start fails: the tests assert that purge uses
+# _delete_by_query, never silently its fallback. A node already answering on the
+# port without the module is refused too (stop it, start again).
 set -euo pipefail
 
 OS_VERSION="${OS_VERSION:-2.19.6}"
@@ -51,13 +62,58 @@ fetch() {
   rm -rf "$tmp"
 }
 
+# Add the reindex module (see the header) to the unpacked distribution, once.
+fetch_reindex() {
+  local dir="$HOME_DIR/modules/reindex"
+  if [[ -f "$dir/plugin-descriptor.properties" ]]; then return; fi
+  command -v mvn >/dev/null || { say "Maven (mvn) is needed to fetch the reindex module"; exit 1; }
+  say "adding the reindex module $OS_VERSION from Maven Central (once; cached in ~/.m2)"
+  local tmp; tmp="$(mktemp -d "$CACHE_DIR/reindex.XXXXXX")"
+  # Jars the server already loads from lib/ must not be loaded twice (jar hell).
+  local in_lib; in_lib="$(find "$HOME_DIR/lib" -maxdepth 1 -name '*.jar' -printf '%f\n' \
+    | sed -E 's/-[0-9][^/]*\.jar$//' | paste -sd, -)"
+  printf '%s\n' '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>' \
+    '<groupId>local.ddbsync</groupId><artifactId>reindex-module</artifactId><version>1</version>' \
+    '<dependencies><dependency><groupId>org.opensearch.plugin</groupId>' \
+    "<artifactId>reindex-client</artifactId><version>$OS_VERSION</version>" \
+    '</dependency></dependencies></project>' >"$tmp/pom.xml"
+  if ! mvn -q -B -f "$tmp/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+      "-DoutputDirectory=$tmp/reindex" "-DexcludeArtifactIds=$in_lib" >&2; then
+    rm -rf "$tmp"
+    say "could not fetch org.opensearch.plugin:reindex-client:$OS_VERSION and its dependencies" \
+      "from Maven Central: the node would have no _delete_by_query; not starting"
+    exit 1
+  fi
+  printf '%s\n' \
+    "description=Reindex, update- and delete-by-query (added by scripts/opensearch.sh)" \
+    "version=$OS_VERSION" "name=reindex" "classname=org.opensearch.index.reindex.ReindexPlugin" \
+    "java.version=11" "opensearch.version=$OS_VERSION" "custom.foldername=" "extended.plugins=" \
+    "has.native.controller=false" >"$tmp/reindex/plugin-descriptor.properties"
+  rm -rf "$dir"
+  mv "$tmp/reindex" "$dir"
+  rm -rf "$tmp"
+}
+
+has_reindex() {
+  curl -fsS --max-time 5 "$(url)/_nodes/_local/plugins?filter_path=nodes.*.modules.name" 2>/dev/null \
+    | grep -q '"reindex"'
+}
+
 start() {
-  if healthy; then say "already answering at $(url): reusing it"; return; fi
+  if healthy; then
+    if [[ -z "${OPENSEARCH_URL:-}" ]] && ! has_reindex; then
+      say "a node without the reindex module (no _delete_by_query) answers on $LOCAL_URL:" \
+        "stop it (scripts/opensearch.sh stop, if this script started it) and start again"
+      exit 1
+    fi
+    say "already answering at $(url): reusing it"; return
+  fi
   if [[ -n "${OPENSEARCH_URL:-}" ]]; then
     say "OPENSEARCH_URL=$OPENSEARCH_URL does not answer; start that server or unset OPENSEARCH_URL"
     exit 1
   fi
   fetch
+  fetch_reindex
   mkdir -p "$RUN_DIR/data" "$RUN_DIR/logs"
   local runner=()
   if [[ "$(id -u)" == "0" ]]; then

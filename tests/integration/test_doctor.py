@@ -23,9 +23,11 @@ _NEEDS = {"alias_filter_search": {"filtered_alias"}}
 
 @pytest.fixture(scope="module")
 def server_lacks(os_client: OpenSearch) -> set[str]:
-    """Features the local server itself lacks: the integ-test distribution ships no reindex
-    module, so no _delete_by_query (a real gap the doctor must report, not hide)."""
-    nodes = os_client.nodes.info(metric="modules")["nodes"].values()
+    """Features the server itself lacks. The local node has every one (scripts/opensearch.sh
+    adds the reindex module to the integ-test distribution); a server without that module has
+    no _delete_by_query (a real gap the doctor must report, not hide). Modules are listed
+    under the ``plugins`` metric."""
+    nodes = os_client.nodes.info(metric="plugins")["nodes"].values()
     modules = {m["name"] for node in nodes for m in node.get("modules", [])}
     return set() if "reindex" in modules else {"delete_by_query"}
 

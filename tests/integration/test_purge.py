@@ -4,6 +4,10 @@ Purge removes only the tombstones older than the window; a change older than the
 replayed afterwards (``ddbsync replay`` of a dead letter, or the stream indexer with an old
 record) is refused as stale and brings nothing back; a dry run changes nothing; a window
 shorter than the replay window is refused with exit code 2.
+
+The local node (scripts/opensearch.sh) has the reindex module, so these tests run the real
+``_delete_by_query`` task; one test takes the server's "no handler found" answer from a
+client wrapper to run the fallback (rounds of conditional deletes) on the same node.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 import boto3
 import pytest
 from opensearchpy import OpenSearch
+from opensearchpy import exceptions as os_exc
 
 from ddbsync.cli import commands as cli
 from ddbsync.config import DEFAULT_INDEX_TEMPLATE, Settings
@@ -24,10 +29,12 @@ from ddbsync.errors import PurgeWindowError
 from ddbsync.handler import make_handler
 from ddbsync.opensearch.indices import create_backfill_index, next_alias_name, read_view
 from ddbsync.purge import make_handler as make_purge_handler
+from ddbsync.purge import run as purge_run
+from ddbsync.purge.run import purge_tombstones, tombstone_query
 from ddbsync.replay import EXIT_OK
 from tests.conftest import base_env
 from tests.integration.test_replay import depth, use_env
-from tests.support import FakeContext, RecordFactory, event
+from tests.support import OPENSEARCH_URL, FakeContext, RecordFactory, event
 
 pytestmark = pytest.mark.integration
 
@@ -80,6 +87,27 @@ def purge(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], *args: str) -> i
     return cli.main(["purge-tombstones", *args])
 
 
+def finished_delete_by_query(client: OpenSearch, task_id: str | None) -> dict[str, Any]:
+    """The status of the purge's task, which must be a finished _delete_by_query."""
+    assert task_id is not None, (
+        "the purge did not start a _delete_by_query task: the server lacks the reindex module "
+        "(start the node with scripts/opensearch.sh, which adds it)"
+    )
+    task = client.tasks.get(task_id=task_id)
+    assert task["completed"] is True
+    assert task["task"]["action"] == "indices:data/write/delete/byquery"
+    status: dict[str, Any] = task["task"]["status"]
+    return status
+
+
+class NoDeleteByQuery(OpenSearch):
+    """The real node, answering _delete_by_query as a server without the reindex module does."""
+
+    def delete_by_query(self, *, index: Any, body: Any, params: Any = None, headers: Any = None) -> Any:
+        error = f"no handler found for uri [/{index}/_delete_by_query] and method [POST]"
+        raise os_exc.RequestError(400, error, {"error": error})
+
+
 def test_purge_removes_only_tombstones_older_than_the_window_and_an_old_replay_cannot_resurrect(
     os_client: OpenSearch, alias: str, dlq14: str, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -95,6 +123,7 @@ def test_purge_removes_only_tombstones_older_than_the_window_and_an_old_replay_c
     (only,) = summary["indices"]
     assert (only["tombstones"], only["older"], only["deleted"], only["done"]) == (2, 1, 1, True)
     assert summary["ok"] is True
+    assert finished_delete_by_query(os_client, only["task"])["deleted"] == 1
     assert stored(os_client, alias, "a|1") is None  # the old tombstone is gone
     assert (stored(os_client, alias, "b|1") or {})["_ddbsync"]["deleted"] is True  # the young one stays
     assert set(searchable(os_client, alias)) == {"c|1", "d|1"}  # live documents stay, old or new
@@ -247,3 +276,49 @@ def test_the_scheduled_lambda_purges_with_its_retention_days(
     with pytest.raises(PurgeWindowError, match="shorter than the replay window"):
         make_purge_handler({**env, "TOMBSTONE_RETENTION_DAYS": "7"}, client=os_client, settle_s=0)
 
+
+def test_the_task_reports_every_deleted_tombstone_over_several_batches(
+    os_client: OpenSearch, alias: str, dlq14: str
+) -> None:
+    f = RecordFactory()
+    env = seed(os_client, alias, dlq14, f)
+    handler = make_handler(Settings.from_env(env), client=os_client)
+    old = [f.record("REMOVE", f"old{i}", "1", created=NOW - 17 * DAY) for i in range(1200)]
+    assert handler(event(old), FakeContext(remaining_ms=600_000)) == {"batchItemFailures": []}
+    lines: list[str] = []
+
+    summary = purge_tombstones(os_client, alias, NOW - 15 * DAY, progress=lines.append, poll_s=0.2)
+
+    (only,) = summary.indices
+    assert (only.older, only.deleted, only.conflicts, only.failures, only.done) == (1201, 1201, 0, [], True)
+    status = finished_delete_by_query(os_client, only.task)
+    assert (status["deleted"], status["batches"]) == (1201, 2)  # 1000 a scroll batch
+    assert any("tombstones deleted" in line for line in lines)
+    assert not any("in rounds" in line for line in lines)
+    assert os_client.count(index=only.index, body=tombstone_query())["count"] == 1  # b: too young
+    assert (stored(os_client, alias, "b|1") or {})["_ddbsync"]["deleted"] is True
+
+
+def test_a_server_without_delete_by_query_gets_the_same_purge_in_rounds(
+    alias: str, dlq14: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = NoDeleteByQuery(hosts=[OPENSEARCH_URL], timeout=30)
+    f = RecordFactory()
+    env = seed(client, alias, dlq14, f)
+    handler = make_handler(Settings.from_env(env), client=client)
+    assert handler(event([f.record("REMOVE", "e", "1", created=NOW)]), FakeContext()) == {
+        "batchItemFailures": []
+    }  # a tombstone younger than the horizon
+    monkeypatch.setattr(purge_run, "_ROUND", 1)  # one tombstone a round: a, then b, then none
+    lines: list[str] = []
+
+    summary = purge_tombstones(client, alias, NOW - DAY, progress=lines.append)
+
+    (only,) = summary.indices
+    found = (only.tombstones, only.task, only.older, only.deleted, only.failures, only.done)
+    assert found == (3, None, 2, 2, [], True)
+    assert any("no _delete_by_query; deleting in rounds of 1" in line for line in lines)
+    assert stored(client, alias, "a|1") is None and stored(client, alias, "b|1") is None
+    assert (stored(client, alias, "e|1") or {})["_ddbsync"]["deleted"] is True
+    assert set(searchable(client, alias)) == {"c|1", "d|1"}
+    assert read_view(client, alias).live.purged == NOW - DAY + 1
