@@ -123,28 +123,33 @@ class FakeIndexer:
         return self.result
 
 
+def settings_of(run: Replay) -> Settings:
+    assert run.dlq_indexer is not None
+    return run.dlq_indexer.settings
+
+
 @pytest.fixture
 def run() -> Replay:
     settings = Settings.from_env(base_env("items", "https://sqs.eu-west-1.amazonaws.com/1/dlq"))
-    return Replay(settings, cast(Any, None), cast(Any, None), region="eu-west-1")
+    return Replay.indexing(settings, cast(Any, None), cast(Any, None), region="eu-west-1")
 
 
 def test_a_record_opensearch_did_not_take_stops_the_run(run: Replay) -> None:
-    run.dlq_indexer = cast(Any, FakeIndexer(run.dlq_indexer.settings, failed_sequence_numbers=["100"]))
+    run.dlq_indexer = cast(Any, FakeIndexer(settings_of(run), failed_sequence_numbers=["100"]))
     verdict = run.handle(classify(letter(record=RECORD)))
     assert verdict.stop and not verdict.delete
     assert verdict.reason == "not sent (OpenSearch unreachable, throttling or out of time)"
 
 
 def test_a_still_poison_record_is_kept_without_its_values_and_the_run_goes_on(run: Replay) -> None:
-    run.dlq_indexer = cast(Any, FakeIndexer(run.dlq_indexer.settings, run.held, poison=1))
+    run.dlq_indexer = cast(Any, FakeIndexer(settings_of(run), run.held, poison=1))
     verdict = run.handle(classify(letter(record=RECORD)))
     assert not verdict.delete and not verdict.stop
     assert verdict.reason == "still poison: opensearch_rejected: mapper_parsing_exception: value '…'"
 
 
 def test_a_handled_record_is_deleted_and_counted(run: Replay) -> None:
-    indexer = FakeIndexer(run.dlq_indexer.settings, indexed=1)
+    indexer = FakeIndexer(settings_of(run), indexed=1)
     run.dlq_indexer = cast(Any, indexer)
     assert run.handle(classify(letter(record=RECORD))) == Verdict(True)
     assert indexer.calls == [[RECORD]]

@@ -86,9 +86,15 @@ def test_on_failure_pointers_call_for_replay_and_near_24h_for_repair_too() -> No
                                     "ddbsync repair --from T1 --to T2"]  # fmt: skip
 
 
-def test_archive_on_failure_pointers_are_a_problem_without_a_replay_command() -> None:
+def test_archive_on_failure_pointers_call_for_a_re_archive_and_near_24h_warn_of_a_gap() -> None:
     f = _only(judge(healthy(queues=(_queue("archive-on-failure", "https://sqs/1/a", depth=2),)), TARGETS))
-    assert f.severity == PROBLEM and f.fix is None and "not from the index" in f.what
+    assert f.severity == PROBLEM and "not from the index" in f.what
+    assert f.fix == "ddbsync replay --archive-on-failure-queue https://sqs/1/a"
+    assert f.runbook == "Archive alarms"
+    old = judge(healthy(queues=(_queue("archive-on-failure", "https://sqs/1/a", depth=1, age=20 * 3600.0),)),
+                TARGETS)  # fmt: skip
+    assert [g.fix for g in old] == ["ddbsync replay --archive-on-failure-queue https://sqs/1/a", None]
+    assert "gap in the archive" in old[1].what and "backfill" in old[1].what
 
 
 def test_a_disabled_mapping_is_enabled_again() -> None:

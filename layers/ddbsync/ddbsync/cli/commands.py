@@ -91,7 +91,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand(
         "replay",
-        "re-send the record DLQ or the on-failure queue's stream ranges through the indexer",
+        "re-send the record DLQ or the on-failure queue's stream ranges through the indexer; "
+        "--archive-on-failure-queue re-archives the archiver's ranges",
         "ddbsync.cli.replay",
     ),
     Subcommand(

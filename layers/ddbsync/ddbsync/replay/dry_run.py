@@ -1,6 +1,6 @@
 """``ddbsync replay --dry-run``: what the queue holds (counts and reasons), nothing sent or deleted.
 
-Needs no OpenSearch settings. Every message read is made visible again at the end.
+Needs no OpenSearch (nor archive) settings. Every message read is made visible again at the end.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ def dry_run(
     pointers_only: bool,
     max_messages: int | None,
     echo: Callable[[str], None],
+    *,
+    archive: bool = False,
 ) -> int:
     """Read up to ``max_messages`` (all by default), print what they are; return the exit code."""
     seen = _Seen()
@@ -67,16 +69,17 @@ def dry_run(
             receipts.append(sqs_message["ReceiptHandle"])
             seen.add(classify(sqs_message.get("Body", "")))
     make_visible(sqs, queue_url, receipts, echo)
-    _print(seen, pointers_only, echo)
+    _print(seen, pointers_only, archive, echo)
     return EXIT_OK
 
 
-def _print(seen: _Seen, pointers_only: bool, echo: Callable[[str], None]) -> None:
+def _print(seen: _Seen, pointers_only: bool, archive: bool, echo: Callable[[str], None]) -> None:
     echo(f"dry run: {seen.received} message(s) read, nothing sent or deleted")
+    option = "--archive-on-failure-queue" if archive else "--on-failure-queue"
     for kind, count in seen.kinds.items():
         suffix = ""
-        if kind is Kind.RECORD and pointers_only:
-            suffix = " (would be kept: --on-failure-queue expects batch pointers)"
+        if kind is Kind.RECORD and (pointers_only or archive):
+            suffix = f" (would be kept: {option} expects batch pointers)"
         if kind is Kind.UNKNOWN:
             suffix = " (would be kept)"
         echo(f"  {count} {kind.value}(s){suffix}")
@@ -85,15 +88,24 @@ def _print(seen: _Seen, pointers_only: bool, echo: Callable[[str], None]) -> Non
     for bucket, count in seen.in_s3.items():
         echo(f"    {count} of the record-DLQ messages point at a dead letter stored whole in "
              f"s3://{bucket}/ (too big for SQS): replay reads it from there")  # fmt: skip
-    if seen.kinds[Kind.POINTER]:
-        echo(f"  batch pointers cover {seen.records_in_ranges} stream records; would re-read them "
-             "from the stream and index them")  # fmt: skip
-    if seen.aged:
-        echo(f"  {seen.aged} pointer(s) start more than 24 h ago: the stream has probably trimmed "
-             "them; those need `ddbsync repair` over their window (docs/runbook.md)")  # fmt: skip
-    if seen.kinds[Kind.RECORD]:
+    _print_pointers(seen, archive, echo)
+    if seen.kinds[Kind.RECORD] and not (pointers_only or archive):
         echo(f"  would replay {seen.kinds[Kind.RECORD]} record(s) through the indexer and delete each "
              "message once its record is indexed or found stale")  # fmt: skip
+
+
+def _print_pointers(seen: _Seen, archive: bool, echo: Callable[[str], None]) -> None:
+    if seen.kinds[Kind.POINTER]:
+        then = ("put each record's archive line to Firehose (a range partly archived before gets "
+                "some lines twice: harmless)") if archive else "index them"  # fmt: skip
+        echo(f"  batch pointers cover {seen.records_in_ranges} stream records; would re-read them "
+             f"from the stream and {then}")  # fmt: skip
+    if seen.aged:
+        way_out = "those need `ddbsync repair` over their window"
+        if archive:
+            way_out = "the archive has a gap there: rebuild from a backfill, or accept the gap"
+        echo(f"  {seen.aged} pointer(s) start more than 24 h ago: the stream has probably trimmed "
+             f"them; {way_out} (docs/runbook.md)")  # fmt: skip
 
 
 def _older_than_retention(iso: str | None) -> bool:

@@ -1,6 +1,7 @@
-"""``ddbsync replay``: re-send what the stream indexer could not index, once the cause is fixed.
+"""``ddbsync replay``: re-send what the stream indexer could not index, or the archiver could
+not archive, once the cause is fixed.
 
-Two queues feed it (docs/runbook.md); each message is handled by its shape
+The indexer's two queues feed it (docs/runbook.md); each message is handled by its shape
 (:mod:`ddbsync.replay.messages`):
 
 * a **record-DLQ** message (``ddbsync.dlq``) holds one whole Lambda stream record and the
@@ -12,7 +13,11 @@ Two queues feed it (docs/runbook.md); each message is handled by its shape
   (``dynamodbstreams``; the stream keeps 24 hours).
 
 The records go through the same :class:`~ddbsync.indexer.StreamIndexer` as the Lambda, with
-the same settings (``Settings.from_env``). Replaying is safe at any time: external versions
+the same settings (``Settings.from_env``). With ``archive=True`` (``--archive-on-failure-queue``)
+the queue is the archiver's on-failure queue: every message must be a batch pointer, and each
+range goes through the same :class:`~ddbsync.archive.archiver.Archiver` as the archiver Lambda
+(``ArchiveSettings.from_env``; no OpenSearch); :mod:`ddbsync.replay.ranges` holds the range
+logic both share. Replaying is safe at any time: external versions
 make an old record lose against a newer one already indexed (docs/versioning.md).
 
 Each message gets a :class:`Verdict`. A message is deleted only when every record it stands
@@ -27,21 +32,18 @@ verdict says ``stop`` and the run ends there. Nothing is ever lost by running it
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
-from opensearchpy import exceptions as os_exc
 
-from ddbsync.aws import aws_error, region_of_arn, region_of_queue_url, sqs_client, streams_client
+from ddbsync.archive.archiver import Archiver
+from ddbsync.archive.sender import FirehoseClient, firehose_client
+from ddbsync.archive.settings import ArchiveSettings
+from ddbsync.aws import aws_error, region_of_queue_url, sqs_client
 from ddbsync.config import Settings
 from ddbsync.dynamodb.stream import RawRecord
-from ddbsync.dynamodb.stream_range import read_range
-from ddbsync.errors import ConfigError, RangeUnavailable
 from ddbsync.indexer import StreamIndexer
-from ddbsync.opensearch.client import build_client
 from ddbsync.opensearch.transport import OpenSearchTransport
 from ddbsync.redact import short_reason
 from ddbsync.replay.dry_run import dry_run as run_dry
@@ -56,7 +58,9 @@ from ddbsync.replay.messages import (
     describe,
 )
 from ddbsync.replay.queue import make_visible, queue_depth, receive
+from ddbsync.replay.ranges import DELETE, ArchiveRange, IndexRange, RangeTarget, Verdict, budget, replay_range
 from ddbsync.replay.report import EXIT_SETUP, ReplayReport
+from ddbsync.replay.setup import archive_settings, connect, index_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodbstreams import DynamoDBStreamsClient
@@ -67,27 +71,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Replay", "Verdict", "replay"]
 
-# Time given to one indexer call; the indexer stops retrying before it runs out.
-_CALL_BUDGET_S = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What to do with one message: delete it, or keep it for ``reason``; ``stop`` ends the run
-    (OpenSearch stopped accepting writes: the rest stays in the queue)."""
-
-    delete: bool
-    reason: str = ""
-    stop: bool = False
-
-
-DELETE = Verdict(delete=True)
+ARCHIVE_OPTION = "--archive-on-failure-queue"
+ON_FAILURE_OPTION = "--on-failure-queue"
 
 
 def replay(
     queue_url: str,
     *,
     pointers_only: bool = False,
+    archive: bool = False,
     dry_run: bool = False,
     max_messages: int | None = None,
     visibility_timeout: int = 300,
@@ -96,14 +88,21 @@ def replay(
     streams: DynamoDBStreamsClient | None = None,
     client: OpenSearch | None = None,
     s3: S3Client | None = None,
+    firehose: FirehoseClient | None = None,
     echo: Callable[[str], None] = print,
 ) -> int:
-    """Replay ``queue_url``; return the exit code. Clients are built unless given (tests)."""
-    if not dry_run and settings is None:
-        settings = _settings(echo)
-        if settings is None:
+    """Replay ``queue_url``; return the exit code. Clients are built unless given (tests).
+
+    ``archive``: the archiver's on-failure queue (batch pointers only), re-archived.
+    """
+    pointers_only = pointers_only or archive
+    archiving: ArchiveSettings | None = None
+    if not dry_run:
+        archiving, settings = _read_settings(archive, settings, echo)
+        if archiving is None and settings is None:
             return EXIT_SETUP
-    region = (settings.region if settings else None) or region_of_queue_url(queue_url)
+    chosen = archiving or settings
+    region = (chosen.region if chosen else None) or region_of_queue_url(queue_url)
     try:
         sqs = sqs or sqs_client(region)
         depth = queue_depth(sqs, queue_url)
@@ -112,13 +111,34 @@ def replay(
         return EXIT_SETUP
     echo(f"queue {queue_url}: about {depth} message(s) visible")
     if dry_run:
-        return run_dry(sqs, queue_url, pointers_only, max_messages, echo)
-    assert settings is not None
-    client = _connect(settings, client, echo)
-    if client is None:
-        return EXIT_SETUP
-    run = Replay(settings, sqs, client, s3=s3, streams=streams, region=region,
-                 pointers_only=pointers_only)  # fmt: skip
+        return run_dry(sqs, queue_url, pointers_only, max_messages, echo, archive=archive)
+    if archiving is not None:
+        echo(f"re-archiving to the Firehose delivery stream {archiving.archive_stream_name}")
+        archiver = Archiver(archiving, firehose or firehose_client(archiving.region), sqs, s3=s3)
+        run = Replay.archiving(archiver, sqs, streams=streams, region=region)
+    else:
+        assert settings is not None
+        client = connect(settings, client, echo)
+        if client is None:
+            return EXIT_SETUP
+        run = Replay.indexing(settings, sqs, client, s3=s3, streams=streams, region=region,
+                              pointers_only=pointers_only)  # fmt: skip
+    return _run(run, sqs, queue_url, max_messages, visibility_timeout, echo)
+
+
+def _read_settings(
+    archive: bool, settings: Settings | None, echo: Callable[[str], None]
+) -> tuple[ArchiveSettings | None, Settings | None]:
+    """The archiver's settings (archive) or the indexer's; (None, None) when they are wrong (printed)."""
+    if archive:
+        return archive_settings(echo), None
+    return None, settings or index_settings(echo)
+
+
+def _run(
+    run: Replay, sqs: SQSClient, queue_url: str, max_messages: int | None, visibility_timeout: int,
+    echo: Callable[[str], None],
+) -> int:  # fmt: skip
     kept: list[str] = []  # receipt handles, made visible again at the end
     for batch in receive(sqs, queue_url, max_messages, visibility_timeout):
         run.report.received += len(batch)
@@ -134,37 +154,39 @@ def replay(
     return run.report.exit_code()
 
 
-def _settings(echo: Callable[[str], None]) -> Settings | None:
-    try:
-        return Settings.from_env()
-    except ConfigError as e:
-        echo(f"ERROR: {e}\nreplay uses the stream indexer's environment variables; copy them "
-             "from the function's configuration (docs/runbook.md).")  # fmt: skip
-        return None
-
-
-def _connect(settings: Settings, client: OpenSearch | None, echo: Callable[[str], None]) -> OpenSearch | None:
-    """The OpenSearch client, once the server answers; None (and why, printed) when it cannot be used."""
-    try:
-        client = client or build_client(settings)
-        info = client.info()
-    except ConfigError as e:
-        echo(f"ERROR: {e}")
-        return None
-    except os_exc.TransportError as e:
-        echo(f"ERROR: OpenSearch at {settings.endpoint} does not answer ({_os_error(e)}); "
-             "nothing was replayed and every message stays in the queue.")  # fmt: skip
-        return None
-    echo(f"OpenSearch {info.get('version', {}).get('number', '?')} at {settings.endpoint}, "
-         f"alias {settings.index_alias}")  # fmt: skip
-    return client
-
-
 class Replay:
-    """One run's indexers and clients; :meth:`handle` gives one message its verdict."""
+    """One run's clients and targets; :meth:`handle` gives one message its verdict.
+
+    Build it with :meth:`indexing` (the indexer's queues) or :meth:`archiving` (the archiver's).
+    """
 
     def __init__(
         self,
+        sqs: SQSClient,
+        ranges: RangeTarget,
+        *,
+        dlq_indexer: StreamIndexer | None = None,
+        held: HeldLetters | None = None,
+        s3: S3Client | None = None,
+        streams: DynamoDBStreamsClient | None = None,
+        region: str | None = None,
+        pointers_only: bool = False,
+        option: str = ON_FAILURE_OPTION,
+    ) -> None:
+        self.sqs = sqs
+        self.ranges = ranges
+        self.dlq_indexer = dlq_indexer
+        self.held = held or HeldLetters()
+        self.letters = StoredLetters(s3, region)
+        self.streams = streams
+        self.region = region
+        self.pointers_only = pointers_only or dlq_indexer is None
+        self.option = option  # the option that asks for batch pointers only, for the kept reason
+        self.report = ReplayReport(archive=isinstance(ranges, ArchiveRange))
+
+    @classmethod
+    def indexing(
+        cls,
         settings: Settings,
         sqs: SQSClient,
         client: OpenSearch,
@@ -173,19 +195,28 @@ class Replay:
         streams: DynamoDBStreamsClient | None = None,
         region: str | None = None,
         pointers_only: bool = False,
-    ) -> None:
+    ) -> Replay:
+        """A replay into the index: record letters and ranges go through the stream indexer."""
         transport = OpenSearchTransport(client)
-        self.sqs = sqs
-        self.held = HeldLetters()
+        held = HeldLetters()
         # Still-poison DLQ records are held (their message stays); poison records of a stream
         # range go to the record DLQ as in the Lambda, so the range's pointer can be deleted.
-        self.dlq_indexer = StreamIndexer(settings, transport, sqs, client, dead_letters=self.held, s3=s3)
-        self.range_indexer = StreamIndexer(settings, transport, sqs, client, s3=s3)
-        self.letters = StoredLetters(s3, region)
-        self.streams = streams
-        self.region = region
-        self.pointers_only = pointers_only
-        self.report = ReplayReport()
+        dlq_indexer = StreamIndexer(settings, transport, sqs, client, dead_letters=held, s3=s3)
+        ranges = IndexRange(StreamIndexer(settings, transport, sqs, client, s3=s3))
+        return cls(sqs, ranges, dlq_indexer=dlq_indexer, held=held, s3=s3, streams=streams, region=region,
+                   pointers_only=pointers_only)  # fmt: skip
+
+    @classmethod
+    def archiving(
+        cls,
+        archiver: Archiver,
+        sqs: SQSClient,
+        *,
+        streams: DynamoDBStreamsClient | None = None,
+        region: str | None = None,
+    ) -> Replay:
+        """A re-archive: batch pointers only, each range through the archiver."""
+        return cls(sqs, ArchiveRange(archiver), streams=streams, region=region, option=ARCHIVE_OPTION)
 
     def settle(self, sqs_message: MessageTypeDef, queue_url: str, echo: Callable[[str], None]) -> bool:
         """Handle one SQS message: delete it when handled (True), or keep it and say why (False)."""
@@ -207,28 +238,28 @@ class Replay:
         self.report.kept_reasons[verdict.reason] += 1
         echo(f"  KEPT message {ident} ({describe(message)}): {verdict.reason}")
         if verdict.stop:
-            self.report.stopped_early = "OpenSearch stopped accepting writes"
+            self.report.stopped_early = self.ranges.stopped
         return False
 
     def handle(self, message: Message) -> Verdict:
-        """Send what ``message`` stands for through the indexer; say whether it may be deleted."""
+        """Send what ``message`` stands for through its target; say whether it may be deleted."""
         if isinstance(message, Unrecognised):
             return Verdict(False, f"{message.kind.value} (neither a record-DLQ message nor a batch pointer)")
         if isinstance(message, BatchPointer):
-            return self._replay_range(message)
-        if self.pointers_only:
-            return Verdict(False, "a record-DLQ message, but --on-failure-queue expects batch pointers")
+            return replay_range(message, self.ranges, self.report, self.streams, self.region)
+        if self.pointers_only or self.dlq_indexer is None:
+            return Verdict(False, f"a record-DLQ message, but {self.option} expects batch pointers")
         if isinstance(message, StoredLetter):
             loaded = self.letters.load(message)
             if loaded.record is None:
                 return Verdict(False, loaded.problem)
-            return self._replay_record(loaded.record)
+            return self._replay_record(self.dlq_indexer, loaded.record)
         assert isinstance(message, RecordLetter)
-        return self._replay_record(message.record)
+        return self._replay_record(self.dlq_indexer, message.record)
 
-    def _replay_record(self, record: object) -> Verdict:
+    def _replay_record(self, indexer: StreamIndexer, record: object) -> Verdict:
         self.held.letters.clear()
-        result = self.dlq_indexer.process([cast(RawRecord, record)], _budget(self.dlq_indexer.settings))
+        result = indexer.process([cast(RawRecord, record)], budget(indexer.settings.timeout_margin_ms))
         if result.failed_sequence_numbers:
             return Verdict(False, "not sent (OpenSearch unreachable, throttling or out of time)", stop=True)
         if result.poison:
@@ -238,46 +269,3 @@ class Replay:
             return Verdict(False, "still poison: " + short_reason(reason))
         self.report.add(result)
         return DELETE
-
-    def _replay_range(self, pointer: BatchPointer) -> Verdict:
-        arn, shard, start, end = pointer.stream_arn, pointer.shard_id, pointer.start, pointer.end
-        if arn is None or shard is None or start is None or end is None:
-            return Verdict(False, f"batch pointer without {pointer.missing()}")
-        try:
-            streams = self.streams or streams_client(region_of_arn(arn) or self.region)
-            records = read_range(streams, arn, shard, start, end)
-        except RangeUnavailable as e:
-            return Verdict(False, (
-                f"the stream no longer has this range ({e.reason}). DynamoDB streams keep 24 hours; "
-                "repair that window with `ddbsync repair --from ... --to ...` (docs/runbook.md)"
-            ))  # fmt: skip
-        except (BotoCoreError, ClientError) as e:
-            return Verdict(False, f"cannot read the stream: {aws_error(e)}")
-        expected = pointer.batch_size
-        if expected is not None and expected != len(records):
-            return Verdict(False, f"the range holds {len(records)} records, the pointer says {expected}")
-        result = self.range_indexer.process(records, _budget(self.range_indexer.settings))
-        if result.failed_sequence_numbers:
-            unsent = len(set(result.failed_sequence_numbers))
-            return Verdict(False, (
-                f"not sent: {unsent} of {len(records)} records (OpenSearch unreachable, throttling, "
-                "out of time, or the record DLQ refused them)"
-            ), stop=True)  # fmt: skip
-        self.report.add(result)
-        self.report.to_record_dlq += result.poison
-        return DELETE
-
-
-def _budget(settings: Settings) -> Callable[[], int]:
-    """A ``remaining_ms`` like Lambda's context gives: a fresh budget for one call."""
-    deadline = time.monotonic() + _CALL_BUDGET_S + settings.timeout_margin_ms / 1000
-
-    def remaining_ms() -> int:
-        return max(0, int((deadline - time.monotonic()) * 1000))
-
-    return remaining_ms
-
-
-def _os_error(e: os_exc.TransportError) -> str:
-    status = e.status_code if isinstance(e.status_code, int) else None
-    return f"HTTP {status}: {e.error}" if status else str(e.error)

@@ -120,8 +120,13 @@ def _queue(q: QueueFacts, limits: Thresholds) -> Iterator[Finding]:
                           "ddbsync repair --from T1 --to T2", "Repair a lost stream window")  # fmt: skip
     else:
         yield Finding(PROBLEM, where, f"{held}: batches missing from the archive (not from the index); "
-                      "there is no re-archive command yet: keep them, escalate within 24 h",
-                      None, "Archive alarms")  # fmt: skip
+                      "re-archive them within the stream's 24 h (archiver's environment)",
+                      f"ddbsync replay --archive-on-failure-queue {_q(q.url)}", "Archive alarms")  # fmt: skip
+        if age is not None and age > limits.replay_deadline_s:
+            yield Finding(PROBLEM, where, "the oldest pointer nears the stream's 24 h retention: "
+                          "re-archive now; a range already gone leaves a gap in the archive "
+                          "(rebuild from a backfill, not from the archive, or accept the gap)",
+                          None, "Archive alarms")  # fmt: skip
 
 
 def _start(machine: str | None) -> str | None:
