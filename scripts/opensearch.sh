@@ -77,7 +77,7 @@ fetch_reindex() {
     '<dependencies><dependency><groupId>org.opensearch.plugin</groupId>' \
     "<artifactId>reindex-client</artifactId><version>$OS_VERSION</version>" \
     '</dependency></dependencies></project>' >"$tmp/pom.xml"
-  if ! mvn -q -B -f "$tmp/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
+  if ! mvn -q -B -Dstyle.color=never -f "$tmp/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
       "-DoutputDirectory=$tmp/reindex" "-DexcludeArtifactIds=$in_lib" >&2; then
     rm -rf "$tmp"
     say "could not fetch org.opensearch.plugin:reindex-client:$OS_VERSION and its dependencies" \
