@@ -652,7 +652,8 @@ class Phases:
                     saved.append((owner, name, getattr(owner, name)))
                     break
         for cls_name, name in self._METHODS:
-            cls = getattr(mod, cls_name)
+            # The class that defines it (BatchResult inherits ``response`` from BatchLedger).
+            cls = next(c for c in getattr(mod, cls_name).__mro__ if name in c.__dict__)
             saved.append((cls, name, cls.__dict__[name]))
         transport_cls = ns.OpenSearchTransport
         saved.append((transport_cls, "bulk", transport_cls.__dict__["bulk"]))
