@@ -10,7 +10,12 @@ rebuild's ``get_object(...)["Body"]``), so neither side pays for S3.
 * candidate: for each object, ``index_archive_object`` (gunzip, parse, ``map_records``,
   ``collapse``, ``materialize_newest``, ``make_writes``, ``sending.send``, accounting, the
   checkpoint), one object after the other; and the same with 4 objects at a time (threads,
-  as ``ddbsync rebuild --parallel 4``) reported beside it;
+  as ``ddbsync rebuild --parallel 4``) reported beside it; and with 2 and 4 objects at a time
+  in worker processes (spawned, each with its own OpenSearch client; the pool's start, about
+  a second of imports per worker, is timed), the experiment of a rebuild that the GIL does
+  not serialise; and "CLI runner": the objects through ``rebuild.run._index_all``, 4 threads,
+  exactly what ``ddbsync rebuild --parallel 4`` runs per object (``_Job.run`` over
+  ``index_object``: the progress callbacks, the id counter, the collector as it leaves it);
 * baseline: ``client.bulk(body=bytes, params={"filter_path": <the transport's>,
   "request_timeout": 30})`` (the same client settings and filter_path as bench/e2e_indexing.py's
   raw side) of the NDJSON the rebuild sends (``map_records`` ... ``Write.lines()``, built
@@ -33,11 +38,13 @@ from __future__ import annotations
 import argparse
 import gc
 import gzip
+import io
+import multiprocessing
 import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -157,6 +164,34 @@ class Bench:
         assert lines == self.records, f"rebuild applied {lines} of {self.records} lines"
         return self.finish(index, elapsed)
 
+    def run_processes(self, parallel: int) -> float:
+        """The objects ``parallel`` at a time in spawned worker processes, each with its own clients."""
+        index, target = self.fresh()
+        context = multiprocessing.get_context("spawn")
+        start = time.perf_counter()
+        with ProcessPoolExecutor(parallel, mp_context=context, initializer=_start_worker,
+                                 initargs=(str(self.s3.directory),)) as pool:  # fmt: skip
+            lines = sum(pool.map(_worker_one, self.keys, [target] * len(self.keys)))
+        elapsed = time.perf_counter() - start
+        assert lines == self.records, f"rebuild applied {lines} of {self.records} lines"
+        return self.finish(index, elapsed)
+
+    def run_runner(self, parallel: int) -> float:
+        """The objects through the CLI's runner (``run._index_all`` and ``_Job``), ``parallel`` threads."""
+        from ddbsync.rebuild import run
+        from ddbsync.rebuild.locations import ArchiveObject
+        from ddbsync.rebuild.progress import Progress
+
+        index, target = self.fresh()
+        job = run._Job(self.settings, cast(Any, self.s3), "bench", None, None, target, self.transport, None,
+                       False, Progress(0, io.StringIO()), run._DocIds())  # fmt: skip
+        summary = run.RebuildSummary("bench", "new")
+        start = time.perf_counter()
+        run._index_all(job, [ArchiveObject(key, 0) for key in self.keys], parallel, summary)
+        elapsed = time.perf_counter() - start
+        assert not summary.failed and summary.lines == self.records, (summary.failed, summary.lines)
+        return self.finish(index, elapsed)
+
     def our_side_us(self) -> float:
         """The objects through a transport that answers at once: our CPU-bound time per record."""
         real, self.transport = self.transport, cast(Any, NullTransport())
@@ -180,6 +215,19 @@ class Bench:
         elapsed = time.perf_counter() - start
         assert not errors, "raw bulk reported item errors"
         return self.finish(index, elapsed)
+
+
+_worker: Bench | None = None  # a worker process's own Bench (settings, OpenSearch client, transport)
+
+
+def _start_worker(directory: str) -> None:
+    global _worker
+    _worker = Bench(Path(directory), [], [], 0)
+
+
+def _worker_one(key: str, target: str) -> int:
+    assert _worker is not None
+    return _worker.one(key, target)
 
 
 def main() -> int:
@@ -214,11 +262,18 @@ def main() -> int:
         bench.run_rebuild()
         raw, rebuild = alternate(rounds, bench.run_raw, bench.run_rebuild)
         parallel = [bench.run_rebuild(4) for _ in range(rounds)]
+        runner = [bench.run_runner(4) for _ in range(rounds)]
+        processes = {n: [bench.run_processes(n) for _ in range(rounds)] for n in (2, 4)}
         alone = median([bench.our_side_us() for _ in range(3)])
     ratio = median(rebuild) / median(raw)
     print(f"raw _bulk            {median(raw):9,.0f} records/s  rounds={[round(x) for x in raw]}")
     print(f"rebuild, 1 at a time {median(rebuild):9,.0f} records/s  rounds={[round(x) for x in rebuild]}")
     print(f"rebuild, 4 at a time {median(parallel):9,.0f} records/s  rounds={[round(x) for x in parallel]}")
+    print(f"CLI runner, 4 threads {median(runner):9,.0f} records/s  rounds={[round(x) for x in runner]}  "
+          f"ratio {median(runner) / median(raw):.2f}")  # fmt: skip
+    for n, rates in processes.items():
+        print(f"rebuild, {n} processes  {median(rates):9,.0f} records/s  rounds={[round(x) for x in rates]}  "
+              f"ratio {median(rates) / median(raw):.2f}")  # fmt: skip
     print(f"our side alone (a transport that answers at once, no OpenSearch): {alone:.1f} us/record")
     met = ratio >= TARGET
     print(f"ratio rebuild/raw {ratio:.2f} (4 at a time: {median(parallel) / median(raw):.2f})  "
