@@ -17,18 +17,34 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 
 __all__ = ["paused_gc"]
 
+_lock = threading.Lock()
+_holders = 0  # pauses open now, in any thread
+_restore = False  # whether the collector was on when the first of them began
+
 
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
-    """Context manager and decorator: the collector is off inside, restored after."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    """Context manager and decorator: the collector is off inside, restored after.
+
+    Pauses may nest and overlap across threads (a rebuild indexes several objects at once):
+    the collector goes off with the first and comes back, if it was on, with the last, so
+    one object finishing does not switch it on under the others.
+    """
+    global _holders, _restore
+    with _lock:
+        if _holders == 0:
+            _restore = gc.isenabled()
+            gc.disable()
+        _holders += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _lock:
+            _holders -= 1
+            if _holders == 0 and _restore:
+                gc.enable()

@@ -163,7 +163,6 @@ class _Object:
         return True
 
 
-@paused_gc()
 def index_archive_object(
     s3: S3Client, bucket: str, key: str, *, start_line: int, since: float | None,
     until: float | None, target: str, settings: Settings, transport: Transport,
@@ -181,6 +180,7 @@ def index_archive_object(
     )  # fmt: skip
 
 
+@paused_gc()  # decoding makes no cycles; see ddbsync.gcpause
 def index_object(
     s3: S3Client, bucket: str, key: str, *, start_line: int, since: float | None,
     until: float | None, target: str, settings: Settings, transport: Transport,
