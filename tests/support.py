@@ -106,6 +106,21 @@ class RecordFactory:
         return rec
 
 
+def order_item(i: int, version: int = 0, *, customers: int = 37, digits: int = 5) -> dict[str, Any]:
+    """A DynamoDB item (pk customer, sk order) with S, N, SS, BOOL and, every 4th, an M value."""
+    item: dict[str, Any] = {
+        "pk": {"S": f"customer-{i % customers}"},
+        "sk": {"S": f"order-{i:0{digits}d}"},
+        "n": {"N": str(i * 10 + version)},
+        "name": {"S": f"order {i} v{version}"},
+        "tags": {"SS": ["new", f"t{i % 5}"]},
+        "paid": {"BOOL": i % 2 == 0},
+    }
+    if i % 4 == 0:
+        item["address"] = {"M": {"city": {"S": "Lyon"}, "zip": {"N": str(69000 + i % 10)}}}
+    return item
+
+
 def event(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"Records": records}
 

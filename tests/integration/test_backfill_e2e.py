@@ -25,7 +25,7 @@ from ddbsync.opensearch.indices import ensure_index, next_alias_name
 from ddbsync_local.backfill_run import BackfillSummary, LocalExports, local_env, run_backfill
 from ddbsync_local.demo import create_stream_table
 from ddbsync_local.esm import EsmConfig, EventSourceMapping
-from tests.support import OPENSEARCH_URL, base_env
+from tests.support import OPENSEARCH_URL, base_env, order_item
 
 pytestmark = pytest.mark.integration
 
@@ -36,17 +36,7 @@ PREFIX = "exports"
 
 
 def table_item(i: int, version: int = 0) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "pk": {"S": f"customer-{i % 37}"},
-        "sk": {"S": f"order-{i:05d}"},
-        "n": {"N": str(i * 10 + version)},
-        "name": {"S": f"order {i} v{version}"},
-        "tags": {"SS": ["new", f"t{i % 5}"]},
-        "paid": {"BOOL": i % 2 == 0},
-    }
-    if i % 4 == 0:
-        item["address"] = {"M": {"city": {"S": "Lyon"}, "zip": {"N": str(69000 + i % 10)}}}
-    return item
+    return order_item(i, version)
 
 
 def key(i: int) -> dict[str, Any]:
