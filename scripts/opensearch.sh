@@ -70,7 +70,8 @@ fetch_reindex() {
   say "adding the reindex module $OS_VERSION from Maven Central (once; cached in ~/.m2)"
   local tmp; tmp="$(mktemp -d "$CACHE_DIR/reindex.XXXXXX")"
   # Jars the server already loads from lib/ must not be loaded twice (jar hell).
-  local in_lib; in_lib="$(find "$HOME_DIR/lib" -maxdepth 1 -name '*.jar' -printf '%f\n' \
+  # (No GNU-only find -printf: this runs on a Mac too.)
+  local in_lib; in_lib="$(for jar in "$HOME_DIR"/lib/*.jar; do basename "$jar"; done \
     | sed -E 's/-[0-9][^/]*\.jar$//' | paste -sd, -)"
   printf '%s\n' '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>' \
     '<groupId>local.ddbsync</groupId><artifactId>reindex-module</artifactId><version>1</version>' \
@@ -78,7 +79,8 @@ fetch_reindex() {
     "<artifactId>reindex-client</artifactId><version>$OS_VERSION</version>" \
     '</dependency></dependencies></project>' >"$tmp/pom.xml"
   if ! mvn -q -B -Dstyle.color=never -f "$tmp/pom.xml" dependency:copy-dependencies -DincludeScope=runtime \
-      "-DoutputDirectory=$tmp/reindex" "-DexcludeArtifactIds=$in_lib" >&2; then
+      "-DoutputDirectory=$tmp/reindex" "-DexcludeArtifactIds=$in_lib" 2>&1 \
+      | sed 's/\x1b\[[0-9;]*m//g' >&2; then  # Maven's messages, without colour codes
     rm -rf "$tmp"
     say "could not fetch org.opensearch.plugin:reindex-client:$OS_VERSION and its dependencies" \
       "from Maven Central: the node would have no _delete_by_query; not starting"
