@@ -303,6 +303,57 @@ def describe_stream(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _least_map(image: dict[Any, Any]) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for name, value in image.items():
+        if "S" in value:
+            out[name] = value["S"]
+        elif "N" in value:
+            text = value["N"]
+            out[name] = float(text) if "." in text else int(text)
+        elif "M" in value:
+            out[name] = _least_map(value["M"])
+        elif "L" in value:
+            out[name] = list(_least_map(dict(enumerate(value["L"]))).values())
+        else:
+            ((tag, inner),) = value.items()
+            out[name] = None if tag == "NULL" else inner
+    return out
+
+
+def least_documents(records: Sequence[dict[str, Any]]) -> list[bytes]:
+    """The least work any Python handler must do with a batch: each new image to JSON bytes.
+
+    A bound, not a decoder: no checks at all (a bad number raises, ``"1E+2"`` stays
+    text...), sets neither sorted nor checked, B not validated, no ids, versions,
+    ``_ddbsync`` metadata, collapse, action lines or accounting. S and N inline, a dict per
+    map, orjson for the JSON (faster than a recursive function per value), the cyclic
+    collector paused. The benches add it to a raw ``_bulk`` to show the best rate that
+    pure Python could reach here (bench/README.md, "The ceiling").
+    """
+    import orjson
+
+    dumps = orjson.dumps
+    with collector_paused():
+        return [
+            dumps(_least_map(d["NewImage"]))
+            for r in records
+            if r["eventName"] != "REMOVE" and "NewImage" in (d := r["dynamodb"])
+        ]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic collector off inside (as ddbsync.gcpause does for the writers), on again after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
 

@@ -70,6 +70,7 @@ from _common import (
     entry_handler,
     index_name,
     lambda_env,
+    least_documents,
     machine,
     make_stream,
     median,
@@ -100,7 +101,7 @@ class Worker:
             for size in sizes
         }
         self.bodies: dict[int, list[bytes]] = {}
-        if side == "raw":
+        if side in ("raw", "ceiling"):
             lines = ddb().bulk_lines
             self.bodies = {
                 size: [lines(records[i : i + size], _PLACEHOLDER) for i in range(0, count, size)]
@@ -138,7 +139,10 @@ class Worker:
     def round(self, size: int) -> dict[str, float]:
         alias = self.fresh_alias()
         try:
-            wall, cpu = self.run_raw(size, alias) if self.side == "raw" else self.run_handler(size, alias)
+            if self.side == "handler":
+                wall, cpu = self.run_handler(size, alias)
+            else:
+                wall, cpu = self.run_raw(size, alias, least=self.side == "ceiling")
             self.check(alias)
         finally:
             self.drop(alias)
@@ -160,15 +164,20 @@ class Worker:
         assert failures == 0, f"handler reported {failures} batch item failures"
         return wall, cpu
 
-    def run_raw(self, size: int, alias: str) -> tuple[float, float]:
+    def run_raw(self, size: int, alias: str, *, least: bool = False) -> tuple[float, float]:
+        """The prebuilt NDJSON, one request a batch; with ``least``, each batch's images are
+        first turned into JSON by ``least_documents`` (the event parsed outside the timing)."""
         quoted = json.dumps(alias).encode()
         bodies = [b.replace(json.dumps(_PLACEHOLDER).encode(), quoted) for b in self.bodies[size]]
         params = {"filter_path": ddb().BULK_FILTER, "request_timeout": 30}
         errors = False
         wall = cpu = 0.0
-        for body in bodies:
+        for body, text in zip(bodies, self.texts[size], strict=True):
+            records = json.loads(text)["Records"] if least else None
             new_trace_id()
             w, c = time.perf_counter(), time.process_time()
+            if records is not None:
+                least_documents(records)
             errors |= bool(self.client.bulk(body=body, params=params)["errors"])
             wall += time.perf_counter() - w
             cpu += time.process_time() - c
@@ -215,7 +224,8 @@ class Side:
         self.name = name
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(layer), str(REPO)])
-        cmd = [sys.executable, __file__, "--worker", "raw" if name == "raw" else "handler",
+        worker = name if name in ("raw", "ceiling") else "handler"
+        cmd = [sys.executable, __file__, "--worker", worker,
                "--records", str(args.records), "--start", str(start),
                "--signing" if args.signing else "--no-signing",
                "--tracing" if args.tracing else "--no-tracing"]  # fmt: skip
@@ -257,6 +267,11 @@ def run_batch_size(
         print(f"batch {size:5d}: {name:18s} {median(rates):9,.0f} records/s  "
               f"CPU {cpu:5.1f} us/record  rounds={[round(x) for x in rates]}")  # fmt: skip
     ok = True
+    if "ceiling" in results:
+        best = [x["rate"] for x in results["ceiling"]]
+        paired = median([m / x["rate"] for m, x in zip(best, results["raw"], strict=True)])
+        print(f"batch {size:5d}: ratio ceiling/raw {median(best) / raw:.2f} (median of per-round ratios "
+              f"{paired:.2f}): the most any pure-Python handler reaches here")  # fmt: skip
     for label in builds:
         mine = [x["rate"] for x in results[f"handler:{label}"]]
         ratio = median(mine) / raw
@@ -293,7 +308,9 @@ def main() -> int:
     parser.add_argument("--tracing", action=argparse.BooleanOptionalAction, default=True,
                         help="X-Ray tracing as in Lambda with active tracing (default on)")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="cProfile one round of each handler side")
-    parser.add_argument("--worker", choices=("raw", "handler"), help=argparse.SUPPRESS)
+    parser.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the ceiling side: raw + least_documents (default on)")  # fmt: skip
+    parser.add_argument("--worker", choices=("raw", "ceiling", "handler"), help=argparse.SUPPRESS)
     parser.add_argument("--start", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.records = args.records or (4_000 if args.quick else 20_000)
@@ -309,6 +326,8 @@ def main() -> int:
         builds[label] = Path(path).resolve()
     print(f"machine: {machine()}")
     sides = {"raw": Side("raw", builds[args.raw_from], args, start)}
+    if args.ceiling:
+        sides["ceiling"] = Side("ceiling", builds[args.raw_from], args, start)
     for label, layer in builds.items():
         sides[f"handler:{label}"] = Side(f"handler:{label}", layer, args, start)
     try:

@@ -358,3 +358,42 @@ def test_decoding_then_dumping_agrees_with_boto3s_deserializer(item: dict[str, d
     expected = {k: jsonable(deserializer.deserialize(to_boto(v))) for k, v in item.items()}
     ours = roundtrip(decode_item(item))
     assert same(ours, expected), (ours, expected)
+
+
+# --- property: the set shortcuts answer exactly as the member-by-member paths ------------------
+
+# Texts that hit every branch: small ints and short decimals (the shortcut), equal values
+# written twice ("1", "1.0", "-0.0", "1E+0"), trailing zeros, exponents, long and bad texts.
+set_number_text = st.one_of(
+    st.integers(min_value=-20, max_value=20).map(str),
+    st.sampled_from(["1.0", "-0.0", "0.0", "1E+0", "10E-1", "1.50", "2.5", "-2.5", "0.1", "1e2"]),
+    number_text,
+    st.sampled_from(["", "01", "+1", "NaN", " 1", "1_0", "\u0661"]),
+)
+
+
+def _answer(decode: Any, value: object) -> tuple[str, Any]:
+    try:
+        return ("ok", decode(value))
+    except DecodeError as e:
+        return ("refused", str(e))
+
+
+@given(st.one_of(st.lists(set_number_text, max_size=6), st.lists(st.one_of(set_number_text, st.integers()))))
+def test_the_number_set_shortcut_gives_the_full_paths_answer(members: list[object]) -> None:
+    from ddbsync.dynamodb import decode
+
+    fast, full = _answer(decode._ns, members), _answer(decode._ns_checked, members)
+    assert fast == full
+    if fast[0] == "ok":  # the same values, and of the same types (1 is not 1.0 in a document)
+        assert [type(x) for x in fast[1]] == [type(x) for x in full[1]]
+
+
+string_set_member = st.one_of(st.sampled_from(["a", "b", "B", "é", ""]), st.text(max_size=3), st.integers())
+
+
+@given(st.lists(string_set_member, max_size=6))
+def test_the_string_set_shortcut_gives_the_full_paths_answer(members: list[object]) -> None:
+    from ddbsync.dynamodb import decode
+
+    assert _answer(decode._ss, members) == _answer(decode._ss_checked, members)

@@ -137,6 +137,16 @@ def _duplicate(tag: str, member: str) -> DecodeError:
 
 
 def _ss(v: object) -> object:
+    if v.__class__ is list and v and set(map(type, v)) == _ONLY_STR and len(set(v)) == len(v):
+        return sorted(v)  # the common case: plain distinct strings
+    return _ss_checked(v)
+
+
+_ONLY_STR = {str}
+
+
+def _ss_checked(v: object) -> object:
+    """SS, member by member: the same answer as :func:`_ss`'s shortcut, and every refusal's reason."""
     members: list[str] = []
     for i, x in enumerate(_members(v, "SS")):
         if not isinstance(x, str):
@@ -151,6 +161,25 @@ def _ss(v: object) -> object:
 
 
 def _ns(v: object) -> object:
+    if v.__class__ is list and v:
+        # The common case: every member an int or a float (number_value's fast shapes). Python
+        # compares and hashes those exactly ("1" == "1.0"; a float only stands for a short
+        # decimal, see plain_decimal_as_float), so set and sort give what the canonical texts
+        # and Decimals below would. Anything else, refusals included, takes the full path.
+        try:
+            values = [number_value(x) for x in v]
+        except DecodeError:
+            values = []
+        if values and set(map(type, values)) <= _INT_FLOAT and len(set(values)) == len(values):
+            return sorted(values)
+    return _ns_checked(v)
+
+
+_INT_FLOAT = {int, float}
+
+
+def _ns_checked(v: object) -> object:
+    """NS by canonical texts and Decimals: the same answer as :func:`_ns`'s shortcut, and every refusal."""
     keyed: dict[str, tuple[Decimal, object]] = {}  # canonical text: one per numeric value
     for i, x in enumerate(_members(v, "NS")):
         try:
