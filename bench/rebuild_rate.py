@@ -206,8 +206,14 @@ class Bench:
             self.transport = real
 
     def run_ceiling(self) -> float:
-        """The least a Python rebuild does (gunzip, parse, ``least_documents``) before each raw request."""
+        """The least a Python rebuild does (gunzip, parse, ``least_documents``) before each raw request.
+
+        The next chunk is made while a request is in flight, in a thread (ddbsync.prefetch), as
+        ``index_archive_object`` does.
+        """
         import orjson
+
+        from ddbsync.prefetch import prefetched
 
         index, target = self.fresh()
         quoted = b'"%b"' % target.encode()
@@ -217,11 +223,14 @@ class Bench:
         start = time.perf_counter()
         for key in self.keys:
             with collector_paused(), self.s3.get_object(Bucket="bench", Key=key)["Body"] as body:
-                records = [orjson.loads(line) for line in gzip.decompress(body.read()).splitlines()]
-                for i in range(0, len(records), PER_REQUEST):
-                    least_documents(records[i : i + PER_REQUEST])
-                    errors |= bool(self.client.bulk(body=next(bodies), params=params)["errors"])
-                del records
+                lines = gzip.decompress(body.read()).splitlines()
+                made = (
+                    least_documents([orjson.loads(line) for line in lines[i : i + PER_REQUEST]])
+                    for i in range(0, len(lines), PER_REQUEST)
+                )
+                with prefetched(made) as ahead:  # as the rebuild does: the next chunk while one is sent
+                    for _ in ahead:
+                        errors |= bool(self.client.bulk(body=next(bodies), params=params)["errors"])
         elapsed = time.perf_counter() - start
         assert not errors, "raw bulk reported item errors"
         return self.finish(index, elapsed)
@@ -259,6 +268,8 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=None, help="stream records (default 40,000)")
     parser.add_argument("--per-object", type=int, default=5_000, help="records per archive object")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--processes", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the worker-processes experiment (2 and 4; default on)")  # fmt: skip
     args = parser.parse_args()
     count = args.records or (10_000 if args.quick else 40_000)
     rounds = args.rounds or (3 if args.quick else 5)
@@ -289,7 +300,8 @@ def main() -> int:
         raw, rebuild, ceiling = sides["raw"], sides["rebuild"], sides["ceiling"]
         parallel = [bench.run_rebuild(4) for _ in range(rounds)]
         runner = [bench.run_runner(4) for _ in range(rounds)]
-        processes = {n: [bench.run_processes(n) for _ in range(rounds)] for n in (2, 4)}
+        experiment = (2, 4) if args.processes else ()
+        processes = {n: [bench.run_processes(n) for _ in range(rounds)] for n in experiment}
         alone = median([bench.our_side_us() for _ in range(3)])
     ratio = median(rebuild) / median(raw)
     print(f"raw _bulk            {median(raw):9,.0f} records/s  rounds={[round(x) for x in raw]}")
