@@ -328,8 +328,9 @@ def least_documents(records: Sequence[dict[str, Any]]) -> list[bytes]:
     text...), sets neither sorted nor checked, B not validated, no ids, versions,
     ``_ddbsync`` metadata, collapse, action lines or accounting. S and N inline, a dict per
     map, orjson for the JSON (faster than a recursive function per value), the cyclic
-    collector paused. The benches add it to a raw ``_bulk`` to show the best rate that
-    pure Python could reach here (bench/README.md, "The ceiling").
+    collector paused. The benches add it to a raw ``_bulk`` to show the best rate a Python
+    handler that decodes a batch, then sends it, could reach here (bench/README.md, "The
+    ceiling").
     """
     import orjson
 

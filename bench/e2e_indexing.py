@@ -11,7 +11,11 @@ Workers wait idle while another side runs. Sides:
 * ``handler:<build>``: ``functions/stream_indexer/app.py``'s handler (Powertools
   decorators included), called once per Lambda-sized batch with the event freshly parsed
   from its JSON text (``json.loads``, outside the timed region), as Lambda calls it. One
-  such side per ``--build``; the default is this checkout's pure-Python package.
+  such side per ``--build``; the default is this checkout's pure-Python package;
+* ``ceiling`` (``--ceiling``, default on): the raw side's requests, each preceded by
+  ``_common.least_documents`` of that batch's freshly parsed event: the least any handler
+  must do (images to JSON, no checks, ids or accounting), so the rate that a handler which
+  decodes a batch, then sends it, cannot beat here.
 
 Events (``_common.make_stream``): INSERT, MODIFY with OldImage and REMOVE (about 53 / 33 /
 14 %), distinct keys within a batch, each item's changes in different seconds; documents
@@ -271,7 +275,7 @@ def run_batch_size(
         best = [x["rate"] for x in results["ceiling"]]
         paired = median([m / x["rate"] for m, x in zip(best, results["raw"], strict=True)])
         print(f"batch {size:5d}: ratio ceiling/raw {median(best) / raw:.2f} (median of per-round ratios "
-              f"{paired:.2f}): the most any pure-Python handler reaches here")  # fmt: skip
+              f"{paired:.2f}): the most a Python handler that decodes, then sends, reaches")  # fmt: skip
     for label in builds:
         mine = [x["rate"] for x in results[f"handler:{label}"]]
         ratio = median(mine) / raw
