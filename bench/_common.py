@@ -328,31 +328,19 @@ def least_documents(records: Sequence[dict[str, Any]]) -> list[bytes]:
     text...), sets neither sorted nor checked, B not validated, no ids, versions,
     ``_ddbsync`` metadata, collapse, action lines or accounting. S and N inline, a dict per
     map, orjson for the JSON (faster than a recursive function per value), the cyclic
-    collector paused. The benches add it to a raw ``_bulk`` to show the best rate a Python
-    handler that decodes a batch, then sends it, could reach here (bench/README.md, "The
-    ceiling").
+    collector paused as the writers pause it (``ddbsync.gcpause``). The benches add it to a
+    raw ``_bulk`` to show the best rate a Python handler that decodes a batch, then sends
+    it, could reach here (bench/README.md, "The ceiling").
     """
     import orjson
 
     dumps = orjson.dumps
-    with collector_paused():
+    with ddb().paused_gc():
         return [
             dumps(_least_map(d["NewImage"]))
             for r in records
             if r["eventName"] != "REMOVE" and "NewImage" in (d := r["dynamodb"])
         ]
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic collector off inside (as ddbsync.gcpause does for the writers), on again after."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def median(values: Sequence[float]) -> float:
@@ -557,6 +545,8 @@ def stdout_to_devnull() -> Iterator[None]:
 # name -> where it lives: this checkout's module first, then the flat layout of commit 60eeb22
 # (the C build the e2e and CPU benches compare with). The one table to update when a module moves.
 _WHERE: dict[str, tuple[str, ...]] = {
+    "paused_gc": ("ddbsync.gcpause",),
+    "prefetched": ("ddbsync.prefetch",),
     "make_handler": ("ddbsync.handler", "ddbsync.indexer"),
     "StreamIndexer": ("ddbsync.indexer",),
     "BatchResult": ("ddbsync.indexer",),

@@ -56,7 +56,6 @@ from typing import Any, cast
 from _common import (
     OPENSEARCH_URL,
     build_info,
-    collector_paused,
     ddb,
     fake_aws_env,
     index_name,
@@ -218,8 +217,6 @@ class Bench:
         """
         import orjson
 
-        from ddbsync.prefetch import prefetched
-
         index, target = self.fresh()
         quoted = b'"%b"' % target.encode()
         bodies = iter([b.replace(b'"%b"' % _PLACEHOLDER.encode(), quoted) for b in self.bodies])
@@ -227,13 +224,13 @@ class Bench:
         errors = False
         start = time.perf_counter()
         for key in self.keys:
-            with collector_paused(), self.s3.get_object(Bucket="bench", Key=key)["Body"] as body:
+            with _api.paused_gc(), self.s3.get_object(Bucket="bench", Key=key)["Body"] as body:
                 lines = gzip.decompress(body.read()).splitlines()
                 made = (
                     least_documents([orjson.loads(line) for line in lines[i : i + PER_REQUEST]])
                     for i in range(0, len(lines), PER_REQUEST)
                 )
-                with prefetched(made) as ahead:  # as the rebuild does: the next chunk while one is sent
+                with _api.prefetched(made) as ahead:  # as the rebuild does: the next chunk while one is sent
                     for _ in ahead:
                         errors |= bool(self.client.bulk(body=next(bodies), params=params)["errors"])
         elapsed = time.perf_counter() - start

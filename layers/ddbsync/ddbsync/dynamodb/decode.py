@@ -142,7 +142,7 @@ def _ss(v: object) -> object:
     return _ss_checked(v)
 
 
-_ONLY_STR = {str}
+_ONLY_STR = frozenset({str})
 
 
 def _ss_checked(v: object) -> object:
@@ -175,7 +175,7 @@ def _ns(v: object) -> object:
     return _ns_checked(v)
 
 
-_INT_FLOAT = {int, float}
+_INT_FLOAT = frozenset({int, float})
 
 
 def _ns_checked(v: object) -> object:
