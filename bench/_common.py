@@ -321,7 +321,7 @@ def _least_map(image: dict[Any, Any]) -> dict[Any, Any]:
     return out
 
 
-def least_documents(records: Sequence[dict[str, Any]]) -> list[bytes]:
+def least_documents(records: Sequence[dict[str, Any]], *, strict: bool = False) -> list[bytes]:
     """The least work any Python handler must do with a batch: each new image to JSON bytes.
 
     A bound, not a decoder: no checks at all (a bad number raises, ``"1E+2"`` stays
@@ -331,10 +331,27 @@ def least_documents(records: Sequence[dict[str, Any]]) -> list[bytes]:
     collector paused as the writers pause it (``ddbsync.gcpause``). The benches add it to a
     raw ``_bulk`` to show the best rate a Python handler that decodes a batch, then sends
     it, could reach here (bench/README.md, "The ceiling").
+
+    With ``strict`` (the "floor" sides): each image through ddbsync's own strict decoder
+    and ``_ddbsync`` builder instead (``mapping.image_body`` of ``document_meta``, then
+    ``dumps_bytes``), still with no ids, versions, collapse, action lines or accounting:
+    the least a handler does once its decoding must refuse what DynamoDB cannot hold
+    (issue #7) and stay in Python (issue #8).
     """
     import orjson
 
     dumps = orjson.dumps
+    d: dict[str, Any]
+    if strict:
+        body, meta, to_json = ddb().image_body, ddb().document_meta, ddb().dumps_bytes
+        with ddb().paused_gc():
+            return [
+                to_json(body(d["NewImage"], meta("stream", int(d["ApproximateCreationDateTime"]), seq), seq))
+                for r in records
+                if r["eventName"] != "REMOVE"
+                and "NewImage" in (d := r["dynamodb"])
+                and (seq := d["SequenceNumber"])
+            ]
     with ddb().paused_gc():
         return [
             dumps(_least_map(d["NewImage"]))
@@ -559,6 +576,8 @@ _WHERE: dict[str, tuple[str, ...]] = {
     "create_backfill_index": ("ddbsync.opensearch.indices", "ddbsync.index_admin"),
     "map_record": ("ddbsync.mapping",),
     "materialize": ("ddbsync.mapping",),
+    "image_body": ("ddbsync.mapping",),
+    "document_meta": ("ddbsync.mapping",),
     "Write": ("ddbsync.opensearch.bulk", "ddbsync.bulk"),
     "Deadline": ("ddbsync.deadline", "ddbsync.bulk"),
     "source_of": ("ddbsync.opensearch.bulk", "ddbsync.bulk"),

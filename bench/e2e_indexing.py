@@ -15,7 +15,11 @@ Workers wait idle while another side runs. Sides:
 * ``ceiling`` (``--ceiling``, default on): the raw side's requests, each preceded by
   ``_common.least_documents`` of that batch's freshly parsed event: the least any handler
   must do (images to JSON, no checks, ids or accounting), so the rate that a handler which
-  decodes a batch, then sends it, cannot beat here.
+  decodes a batch, then sends it, cannot beat here;
+* ``floor`` (``--floor``, default on): the same with ``least_documents(strict=True)``:
+  ddbsync's own strict decoder and ``_ddbsync`` builder instead of the unchecked one, and
+  still no ids, versions, action lines, collapse or accounting. The rate a handler that
+  decodes as strictly as issue #7 asks, in Python, cannot beat here.
 
 Events (``_common.make_stream``): INSERT, MODIFY with OldImage and REMOVE (about 53 / 33 /
 14 %), distinct keys within a batch, each item's changes in different seconds; documents
@@ -46,7 +50,9 @@ measured). The median of the per-round ratios is printed too: steadier on a busy
 The local OpenSearch shares the machine's cores with the bench: every microsecond of
 client CPU (gzip, decoding) is also taken from the server, which a Lambda does not do
 to a managed domain. The ``CPU`` column (``time.process_time`` of the timed calls, per
-record) shows each side's own part.
+record) shows each side's own part; ``server CPU`` is OpenSearch's process CPU over the
+side's requests (``_nodes/stats/process``, per record): above 1 / rate, the server keeps
+more than one core busy while it indexes, so a client's CPU cannot overlap it here.
 """
 
 from __future__ import annotations
@@ -105,7 +111,7 @@ class Worker:
             for size in sizes
         }
         self.bodies: dict[int, list[bytes]] = {}
-        if side in ("raw", "ceiling"):
+        if side in ("raw", "ceiling", "floor"):
             lines = ddb().bulk_lines
             self.bodies = {
                 size: [lines(records[i : i + size], _PLACEHOLDER) for i in range(0, count, size)]
@@ -140,17 +146,25 @@ class Worker:
     def drop(self, alias: str) -> None:
         self.client.indices.delete(index=f"{alias}-*", ignore_unavailable=True)
 
+    def server_cpu_s(self) -> float:
+        """OpenSearch's process CPU so far, in seconds (every node; nodes stats, ms resolution)."""
+        nodes = self.client.nodes.stats(metric="process")["nodes"].values()
+        return sum(int(n["process"]["cpu"]["total_in_millis"]) for n in nodes) / 1000
+
     def round(self, size: int) -> dict[str, float]:
         alias = self.fresh_alias()
         try:
+            server = self.server_cpu_s()
             if self.side == "handler":
                 wall, cpu = self.run_handler(size, alias)
             else:
-                wall, cpu = self.run_raw(size, alias, least=self.side == "ceiling")
+                wall, cpu = self.run_raw(size, alias, least=self.side in ("ceiling", "floor"))
+            server = self.server_cpu_s() - server
             self.check(alias)
         finally:
             self.drop(alias)
-        return {"rate": self.count / wall, "cpu_us": cpu / self.count * 1e6}
+        per_record = 1e6 / self.count
+        return {"rate": self.count / wall, "cpu_us": cpu * per_record, "server_us": server * per_record}
 
     def run_handler(self, size: int, alias: str) -> tuple[float, float]:
         handler = entry_handler(opensearch_env(alias, signing=self.signing))
@@ -181,7 +195,7 @@ class Worker:
             new_trace_id()
             w, c = time.perf_counter(), time.process_time()
             if records is not None:
-                least_documents(records)
+                least_documents(records, strict=self.side == "floor")
             errors |= bool(self.client.bulk(body=body, params=params)["errors"])
             wall += time.perf_counter() - w
             cpu += time.process_time() - c
@@ -228,7 +242,7 @@ class Side:
         self.name = name
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(layer), str(REPO)])
-        worker = name if name in ("raw", "ceiling") else "handler"
+        worker = name if name in ("raw", "ceiling", "floor") else "handler"
         cmd = [sys.executable, __file__, "--worker", worker,
                "--records", str(args.records), "--start", str(start),
                "--signing" if args.signing else "--no-signing",
@@ -252,6 +266,21 @@ class Side:
         self.proc.wait(timeout=60)
 
 
+_BOUNDS = {
+    "ceiling": "the most a Python handler that decodes, then sends, reaches",
+    "floor": "the same with ddbsync's strict decoder and _ddbsync, nothing else",
+}
+
+
+def _print_bounds(size: int, results: dict[str, list[dict[str, float]]], raw: float) -> None:
+    for name, meaning in _BOUNDS.items():
+        if name in results:
+            best = [x["rate"] for x in results[name]]
+            paired = median([m / x["rate"] for m, x in zip(best, results["raw"], strict=True)])
+            print(f"batch {size:5d}: ratio {name}/raw {median(best) / raw:.2f} (median of per-round ratios "
+                  f"{paired:.2f}): {meaning}")  # fmt: skip
+
+
 def run_batch_size(
     size: int, sides: dict[str, Any], builds: dict[str, Path], rounds: int, args: argparse.Namespace
 ) -> bool:
@@ -268,14 +297,11 @@ def run_batch_size(
     for name in names:
         rates = [x["rate"] for x in results[name]]
         cpu = median([x["cpu_us"] for x in results[name]])
-        print(f"batch {size:5d}: {name:18s} {median(rates):9,.0f} records/s  "
-              f"CPU {cpu:5.1f} us/record  rounds={[round(x) for x in rates]}")  # fmt: skip
+        server = median([x["server_us"] for x in results[name]])
+        print(f"batch {size:5d}: {name:18s} {median(rates):9,.0f} records/s  CPU {cpu:5.1f} us/record  "
+              f"server CPU {server:5.1f} us/record  rounds={[round(x) for x in rates]}")  # fmt: skip
     ok = True
-    if "ceiling" in results:
-        best = [x["rate"] for x in results["ceiling"]]
-        paired = median([m / x["rate"] for m, x in zip(best, results["raw"], strict=True)])
-        print(f"batch {size:5d}: ratio ceiling/raw {median(best) / raw:.2f} (median of per-round ratios "
-              f"{paired:.2f}): the most a Python handler that decodes, then sends, reaches")  # fmt: skip
+    _print_bounds(size, results, raw)
     for label in builds:
         mine = [x["rate"] for x in results[f"handler:{label}"]]
         ratio = median(mine) / raw
@@ -314,7 +340,9 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile one round of each handler side")
     parser.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=True,
                         help="also run the ceiling side: raw + least_documents (default on)")  # fmt: skip
-    parser.add_argument("--worker", choices=("raw", "ceiling", "handler"), help=argparse.SUPPRESS)
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run the floor side: raw + strict decoding (default on)")  # fmt: skip
+    parser.add_argument("--worker", choices=("raw", "ceiling", "floor", "handler"), help=argparse.SUPPRESS)
     parser.add_argument("--start", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.records = args.records or (4_000 if args.quick else 20_000)
@@ -332,6 +360,8 @@ def main() -> int:
     sides = {"raw": Side("raw", builds[args.raw_from], args, start)}
     if args.ceiling:
         sides["ceiling"] = Side("ceiling", builds[args.raw_from], args, start)
+    if args.floor:
+        sides["floor"] = Side("floor", builds[args.raw_from], args, start)
     for label, layer in builds.items():
         sides[f"handler:{label}"] = Side(f"handler:{label}", layer, args, start)
     try:

@@ -14,7 +14,9 @@ peer's client is the AWS documentation's example, which does not.
    region); rotating rounds after a warm-up of each, medians. Target: ddbsync at
    least 1.5 times the peer's rate at batch 1,000. A third side, the ceiling, runs in
    the same rounds: ``_common.least_documents`` of each event, then ddbsync's NDJSON as a
-   raw ``_bulk``: what no handler that decodes, then sends, can beat here.
+   raw ``_bulk``: what no handler that decodes, then sends, can beat here. A fourth, the
+   floor, is the same with ``least_documents(strict=True)``: ddbsync's strict decoder and
+   ``_ddbsync`` builder, nothing else (no ids, versions, collapse or accounting).
 
 2. Lost updates: ``--items`` items, inserted by the first invocation, then updated once
    per invocation for ``--invocations - 1`` more; each update is in the same second
@@ -151,14 +153,16 @@ class Bench:
 
         return run
 
-    def ceiling_handler(self, alias: str, size: int) -> Callable[[dict[str, Any], Any], Any]:
+    def ceiling_handler(
+        self, alias: str, size: int, *, strict: bool = False
+    ) -> Callable[[dict[str, Any], Any], Any]:
         """The least any Python handler does (``least_documents``), then ddbsync's NDJSON, raw."""
         lines = ddb().bulk_lines
         bodies = iter([lines(self.records[i : i + size], alias) for i in range(0, self.count, size)])
         params = {"filter_path": ddb().BULK_FILTER, "request_timeout": 30}
 
         def run(event: dict[str, Any], ctx: Any) -> None:
-            least_documents(event["Records"])
+            least_documents(event["Records"], strict=strict)
             assert not self.client.bulk(body=next(bodies), params=params)["errors"]
 
         return run
@@ -179,8 +183,8 @@ class Bench:
     def rate(self, side: str, size: int) -> float:
         alias = self.fresh_alias(side)
         try:
-            if side == "ceiling":
-                run = self.ceiling_handler(alias, size)
+            if side in ("ceiling", "floor"):
+                run = self.ceiling_handler(alias, size, strict=side == "floor")
             else:
                 run = self.ddbsync_handler(alias) if side == "ddbsync" else self.peer_handler(alias)
             elapsed = self.invoke_all(run, self.batches(size))
@@ -248,15 +252,22 @@ def main() -> int:
         peer_rate = functools.partial(bench.rate, "peer", size)
         our_rate = functools.partial(bench.rate, "ddbsync", size)
         best_rate = functools.partial(bench.rate, "ceiling", size)
+        floor_rate = functools.partial(bench.rate, "floor", size)
         best_rate()
-        rates = rotate(rounds, {"peer": peer_rate, "ddbsync": our_rate, "ceiling": best_rate})
-        peer, ours, best = rates["peer"], rates["ddbsync"], rates["ceiling"]
+        floor_rate()
+        sides: dict[str, Callable[[], float]] = {
+            "peer": peer_rate, "ddbsync": our_rate, "ceiling": best_rate, "floor": floor_rate,
+        }  # fmt: skip
+        rates = rotate(rounds, sides)
+        peer, ours, best, floor = rates["peer"], rates["ddbsync"], rates["ceiling"], rates["floor"]
         ratio = median(ours) / median(peer)
         print(f"batch {size:5d}: peer    {median(peer):9,.0f} records/s  rounds={[round(x) for x in peer]}")
         print(f"batch {size:5d}: ddbsync {median(ours):9,.0f} records/s  rounds={[round(x) for x in ours]}")
         print(f"batch {size:5d}: ceiling {median(best):9,.0f} records/s  rounds={[round(x) for x in best]}"
               f"  (least_documents + raw _bulk: {median(best) / median(peer):.2f} x the peer, the most"
               " a Python handler that decodes, then sends, reaches)")  # fmt: skip
+        print(f"batch {size:5d}: floor   {median(floor):9,.0f} records/s  rounds={[round(x) for x in floor]}"
+              f"  (ceiling, strict decoder: {median(floor) / median(peer):.2f} x the peer)")  # fmt: skip
         verdict = ""
         if size == TARGET_BATCH or (n == 0 and TARGET_BATCH not in sizes):
             met = ratio >= TARGET

@@ -23,7 +23,9 @@ rebuild's ``get_object(...)["Body"]``), so neither side pays for S3.
 * ceiling: the raw side's requests, each chunk of 1,000 lines first gunzipped, parsed
   (``orjson.loads``) and given to ``_common.least_documents`` (images to JSON, no checks,
   ids or accounting), the next chunk made in a thread while a request is in flight, as
-  the rebuild does: what a Python rebuild with one request in flight cannot beat here.
+  the rebuild does: what a Python rebuild with one request in flight cannot beat here;
+* floor: the same with ``least_documents(strict=True)`` (ddbsync's strict decoder and
+  ``_ddbsync`` builder; still no ids, versions, collapse or accounting).
 
 All sides write through ``<alias>-next`` of a fresh index made by ``create_backfill_index``
 (no replicas, no refresh), the ``--into new`` target, created and green before timing; each
@@ -209,7 +211,10 @@ class Bench:
         finally:
             self.transport = real
 
-    def run_ceiling(self) -> float:
+    def run_floor(self) -> float:
+        return self.run_ceiling(strict=True)
+
+    def run_ceiling(self, *, strict: bool = False) -> float:
         """The least a Python rebuild does (gunzip, parse, ``least_documents``) before each raw request.
 
         The next chunk is made while a request is in flight, in a thread (ddbsync.prefetch), as
@@ -227,7 +232,7 @@ class Bench:
             with _api.paused_gc(), self.s3.get_object(Bucket="bench", Key=key)["Body"] as body:
                 lines = gzip.decompress(body.read()).splitlines()
                 made = (
-                    least_documents([orjson.loads(line) for line in lines[i : i + PER_REQUEST]])
+                    least_documents([orjson.loads(x) for x in lines[i : i + PER_REQUEST]], strict=strict)
                     for i in range(0, len(lines), PER_REQUEST)
                 )
                 with _api.prefetched(made) as ahead:  # as the rebuild does: the next chunk while one is sent
@@ -297,9 +302,11 @@ def main() -> int:
         bench.run_raw()
         bench.run_rebuild()
         bench.run_ceiling()
-        contenders = {"raw": bench.run_raw, "rebuild": bench.run_rebuild, "ceiling": bench.run_ceiling}
+        bench.run_floor()
+        contenders = {"raw": bench.run_raw, "rebuild": bench.run_rebuild}
+        contenders.update(ceiling=bench.run_ceiling, floor=bench.run_floor)
         sides = rotate(rounds, contenders)
-        raw, rebuild, ceiling = sides["raw"], sides["rebuild"], sides["ceiling"]
+        raw, rebuild, ceiling, floor = sides["raw"], sides["rebuild"], sides["ceiling"], sides["floor"]
         parallel = [bench.run_rebuild(4) for _ in range(rounds)]
         runner = [bench.run_runner(4) for _ in range(rounds)]
         experiment = (2, 4) if args.processes else ()
@@ -311,6 +318,8 @@ def main() -> int:
     print(f"ceiling              {median(ceiling):9,.0f} records/s  rounds={[round(x) for x in ceiling]}  "
           f"ratio {median(ceiling) / median(raw):.2f} (gunzip, parse, least_documents ahead of "
           "raw: the most a Python rebuild with one request in flight reaches)")  # fmt: skip
+    print(f"floor                {median(floor):9,.0f} records/s  rounds={[round(x) for x in floor]}  "
+          f"ratio {median(floor) / median(raw):.2f} (the ceiling with ddbsync's strict decoder)")  # fmt: skip
     print(f"rebuild, 4 at a time {median(parallel):9,.0f} records/s  rounds={[round(x) for x in parallel]}")
     print(f"CLI runner, 4 threads {median(runner):9,.0f} records/s  rounds={[round(x) for x in runner]}  "
           f"ratio {median(runner) / median(raw):.2f}")  # fmt: skip
