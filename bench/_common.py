@@ -321,6 +321,13 @@ def _least_map(image: dict[Any, Any]) -> dict[Any, Any]:
     return out
 
 
+def _strict_document(ddb_record: dict[str, Any]) -> bytes:
+    """A stream record's new image as ddbsync writes its source: strict decoding and ``_ddbsync``."""
+    seq = ddb_record["SequenceNumber"]
+    meta = ddb().document_meta("stream", int(ddb_record["ApproximateCreationDateTime"]), seq)
+    return bytes(ddb().dumps_bytes(ddb().image_body(ddb_record["NewImage"], meta, seq)))
+
+
 def least_documents(records: Sequence[dict[str, Any]], *, strict: bool = False) -> list[bytes]:
     """The least work any Python handler must do with a batch: each new image to JSON bytes.
 
@@ -343,14 +350,11 @@ def least_documents(records: Sequence[dict[str, Any]], *, strict: bool = False) 
     dumps = orjson.dumps
     d: dict[str, Any]
     if strict:
-        body, meta, to_json = ddb().image_body, ddb().document_meta, ddb().dumps_bytes
         with ddb().paused_gc():
             return [
-                to_json(body(d["NewImage"], meta("stream", int(d["ApproximateCreationDateTime"]), seq), seq))
+                _strict_document(d)
                 for r in records
-                if r["eventName"] != "REMOVE"
-                and "NewImage" in (d := r["dynamodb"])
-                and (seq := d["SequenceNumber"])
+                if r["eventName"] != "REMOVE" and "NewImage" in (d := r["dynamodb"])
             ]
     with ddb().paused_gc():
         return [

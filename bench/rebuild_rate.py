@@ -303,8 +303,12 @@ def main() -> int:
         bench.run_rebuild()
         bench.run_ceiling()
         bench.run_floor()
-        contenders = {"raw": bench.run_raw, "rebuild": bench.run_rebuild}
-        contenders.update(ceiling=bench.run_ceiling, floor=bench.run_floor)
+        contenders = {
+            "raw": bench.run_raw,
+            "rebuild": bench.run_rebuild,
+            "ceiling": bench.run_ceiling,
+            "floor": bench.run_floor,
+        }
         sides = rotate(rounds, contenders)
         raw, rebuild, ceiling, floor = sides["raw"], sides["rebuild"], sides["ceiling"], sides["floor"]
         parallel = [bench.run_rebuild(4) for _ in range(rounds)]
