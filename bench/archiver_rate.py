@@ -58,18 +58,22 @@ GB = 1e9  # AWS prices data in decimal GB
 BILLING_UNIT = 5120  # Firehose ingestion: each record rounded up to a multiple of 5 KB
 LAMBDA_FULL_VCPU_MB = 1769  # Lambda: one vCPU's worth of CPU at 1,769 MB (Lambda's memory docs)
 
-# us-east-1 prices in USD, looked up 2026-12-02 (sources in bench/README.md). None: not found
-# in the sources available when this was written: the quantity is printed, the price is not.
+# US East prices in USD, looked up 2026-12-02 and 2026-12-03 (sources in bench/README.md,
+# "Cost per million changes of the archive branch"; Firehose's from secondary sources, the
+# first tier). None: not found in the sources available: the quantity is printed, the price is not.
 PRICES: dict[str, float | None] = {
     "lambda_gb_s_arm": 0.0000133334,
     "lambda_request": 0.20 / 1e6,
-    "firehose_ingest_gb": None,
-    "firehose_partitioning_gb": None,
-    "firehose_partitioning_object": None,
+    "firehose_ingest_gb": 0.029,
+    "firehose_partitioning_gb": 0.020,
+    "firehose_partitioning_object": 0.005 / 1000,
+    "firehose_jq_hour": 0.07,
     "s3_put_standard": 0.005 / 1000,
     "s3_standard_gb_month": 0.023,
     "s3_standard_ia_gb_month": 0.0125,
     "s3_glacier_ir_gb_month": 0.004,
+    "s3_transition_ia": 0.01 / 1000,
+    "s3_transition_glacier_ir": 0.02 / 1000,
 }
 
 
@@ -178,14 +182,37 @@ def sizes(records: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def jq_seconds(records: list[dict[str, Any]], rounds: int) -> float:
+    """Median seconds per record of jq 1.6 (PyPI ``jq``) running the template's partitioning query.
+
+    Firehose bills its JQ engine per processing hour. Its own time is not observable here,
+    so this is an estimate: the query run once per archive line, as Firehose runs it, with
+    the jq 1.6 this project tests the query with (tests/unit/test_archive_jq.py).
+    """
+    import jq
+
+    from ddbsync_local.firehose import stream_config
+
+    program = jq.compile(stream_config().query)
+    texts = [ddb().archive_line(r).decode("utf-8") for r in records]
+    per_round = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for text in texts:
+            program.input_text(text).all()
+        per_round.append((time.perf_counter() - start) / len(texts))
+    return statistics.median(per_round)
+
+
 def _money(quantity: float, price_key: str) -> str:
     price = PRICES[price_key]
     return "price not found" if price is None else f"${quantity * price:,.6f}"
 
 
-def cost_lines(size: dict[str, float], cpu_s: float, facts: dict[str, int]) -> list[str]:
+def cost_lines(size: dict[str, float], cpu_s: float, jq_s: float, facts: dict[str, int]) -> list[str]:
     """The cost of one million changes, item by item, with the quantities behind each price."""
     n = 1e6
+    jq_hours = n * jq_s / 3600
     memory_gb = facts["memory_mb"] / 1024
     invocations = n / facts["batch"]
     scaled = cpu_s * max(1.0, LAMBDA_FULL_VCPU_MB / facts["memory_mb"])
@@ -205,8 +232,10 @@ def cost_lines(size: dict[str, float], cpu_s: float, facts: dict[str, int]) -> l
         f"Firehose ingestion: {billed_gb:.2f} GB billed (5 KB a record; {raw_gb:.2f} GB of lines): "
         f"{_money(billed_gb, 'firehose_ingest_gb')}",
         f"Firehose dynamic partitioning: {raw_gb:.2f} GB of lines, {stored_gb:.3f} GB as gzip objects "
-        f"(the sources found do not say which one the per-GB charge counts): "
-        f"{_money(raw_gb, 'firehose_partitioning_gb')}; plus JQ processing hours (not measurable here)",
+        f"(the sources found do not say which one the per-GB charge counts; charged here on the "
+        f"lines): {_money(raw_gb, 'firehose_partitioning_gb')}",
+        f"Firehose JQ processing: {jq_hours:.4f} hours ({jq_s * 1e6:.1f} us a record with jq 1.6 here, "
+        f"an estimate of Firehose's engine): {_money(jq_hours, 'firehose_jq_hour')}",
         f"S3 storage, {stored_gb:.3f} GB a month (gzip level 6): "
         f"Standard {_money(stored_gb, 's3_standard_gb_month')}, "
         f"Standard-IA {_money(stored_gb, 's3_standard_ia_gb_month')}, "
@@ -220,7 +249,9 @@ def cost_lines(size: dict[str, float], cpu_s: float, facts: dict[str, int]) -> l
             f"at {rate} changes/s into one partition: {per_object:,.0f} changes an object, "
             f"{objects:,.1f} objects: "
             f"S3 PUT {_money(objects, 's3_put_standard')}, partitioning "
-            f"{_money(objects, 'firehose_partitioning_object')}"
+            f"{_money(objects, 'firehose_partitioning_object')}, lifecycle transitions "
+            f"to Standard-IA {_money(objects, 's3_transition_ia')} "
+            f"and to Glacier IR {_money(objects, 's3_transition_glacier_ir')}"
         )
     return out
 
@@ -255,14 +286,15 @@ def main() -> int:
               f"handler / {base}: {rate['handler'] / rate[base]:.2f}")  # fmt: skip
 
     cpu_s = handler_cpu_s(batches, rounds)
+    jq_s = jq_seconds(records, rounds)
     size = sizes(records)
     print(f"handler CPU: {cpu_s * 1e6:.1f} us a record (process_time, median of {rounds})")
     print(f"archive line: mean {size['line_bytes']:,.0f} bytes, max {size['max_line_bytes']:,} bytes; "
           f"billed by Firehose {size['billed_bytes']:,.0f} bytes a record")  # fmt: skip
     print("gzip size / raw: " + ", ".join(f"level {lv} {size[f'gzip{lv}_ratio']:.3f}" for lv in (1, 6, 9)))
-    print(f"per million changes (us-east-1; memory {facts['memory_mb']} MB, buffer {facts['buffer_mib']} MiB "
-          f"or {facts['interval_s']} s, from template.yaml):")  # fmt: skip
-    for line in cost_lines(size, cpu_s, facts):
+    print(f"per million changes (US East, first price tiers; memory {facts['memory_mb']} MB, "
+          f"buffer {facts['buffer_mib']} MiB or {facts['interval_s']} s, from template.yaml):")  # fmt: skip
+    for line in cost_lines(size, cpu_s, jq_s, facts):
         print(f"  {line}")
     return 0
 
