@@ -41,6 +41,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import jq
+
 from _common import (
     FakeContext,
     build_info,
@@ -52,6 +54,7 @@ from _common import (
     stdout_to_devnull,
 )
 from ddbsync_local.cfn import load_template
+from ddbsync_local.firehose import stream_config
 
 MIB = 1024 * 1024
 GB = 1e9  # AWS prices data in decimal GB
@@ -189,10 +192,6 @@ def jq_seconds(records: list[dict[str, Any]], rounds: int) -> float:
     so this is an estimate: the query run once per archive line, as Firehose runs it, with
     the jq 1.6 this project tests the query with (tests/unit/test_archive_jq.py).
     """
-    import jq
-
-    from ddbsync_local.firehose import stream_config
-
     program = jq.compile(stream_config().query)
     texts = [ddb().archive_line(r).decode("utf-8") for r in records]
     per_round = []
