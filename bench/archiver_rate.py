@@ -62,9 +62,9 @@ BILLING_UNIT = 5120  # Firehose ingestion: each record rounded up to a multiple 
 LAMBDA_FULL_VCPU_MB = 1769  # Lambda: one vCPU's worth of CPU at 1,769 MB (Lambda's memory docs)
 
 # US East prices in USD, looked up 2026-12-02 and 2026-12-03 (sources in bench/README.md,
-# "Cost per million changes of the archive branch"; Firehose's from secondary sources, the
-# first tier). None: not found in the sources available: the quantity is printed, the price is not.
-PRICES: dict[str, float | None] = {
+# "Cost per million changes of the archive branch"; Firehose's and the lifecycle transitions'
+# from secondary sources, the first tier).
+PRICES: dict[str, float] = {
     "lambda_gb_s_arm": 0.0000133334,
     "lambda_request": 0.20 / 1e6,
     "firehose_ingest_gb": 0.029,
@@ -204,8 +204,7 @@ def jq_seconds(records: list[dict[str, Any]], rounds: int) -> float:
 
 
 def _money(quantity: float, price_key: str) -> str:
-    price = PRICES[price_key]
-    return "price not found" if price is None else f"${quantity * price:,.6f}"
+    return f"${quantity * PRICES[price_key]:,.6f}"
 
 
 def cost_lines(size: dict[str, float], cpu_s: float, jq_s: float, facts: dict[str, int]) -> list[str]:
